@@ -1,0 +1,67 @@
+"""The interface every engine implements (the CPU engine, the IMTalker neural engine).
+
+Why this shape: a session is a clock (docs/DESIGN.md). Its timeline carries audio at every
+instant — speech where speech was scheduled, silence elsewhere — and the engine consumes that
+audio *continuously* through one ``EngineStream`` per session. Idle animation is simply what an
+engine renders for silence, so speech and idle frames share one state and never jump.
+
+Streams are chunk-invariant: pushing the same timeline audio in any chunk sizes yields the same
+frames (the server relies on this to make chunk boundaries invisible).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from models.types import Avatar, EngineParams, VideoFrame
+
+
+@runtime_checkable
+class EngineStream(Protocol):
+    """Per-session streaming state. Not thread-safe: one InferenceAgent thread drives it."""
+
+    @property
+    def lookahead_frames(self) -> int:
+        """Frames of audio beyond frame n that must be pushed before frame n is returned.
+
+        The session schedules speech at least this far (plus processing margin) ahead of the
+        playhead, so this is the engine's contribution to end-to-end latency.
+        """
+        ...
+
+    def push_audio(self, pcm: np.ndarray, context: np.ndarray | None = None) -> list[VideoFrame]:
+        """Consume the next timeline audio (16 kHz mono float32) and return frames now final.
+
+        Returned frames have consecutive indices continuing from the previous call, starting at
+        0 for a new stream. ``context`` is the AudioChunkBuffer's overlap (audio that was already
+        pushed); stateful engines may ignore it because their state already holds it.
+        """
+        ...
+
+    def flush(self) -> list[VideoFrame]:
+        """End of the timeline: return every remaining frame for the audio pushed so far."""
+        ...
+
+    def close(self) -> None:
+        """Release resources (idempotent)."""
+        ...
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A talking-head engine. Instances are shared by all sessions and must be thread-safe."""
+
+    name: str
+
+    def prepare(self, image: np.ndarray, params: EngineParams) -> Avatar:
+        """Analyse one portrait (RGB uint8, any size) once per session.
+
+        Raises models.errors.NoFaceFoundError / ImageTooSmallError / InvalidImageError.
+        """
+        ...
+
+    def open_stream(self, avatar: Avatar, params: EngineParams) -> EngineStream:
+        """Start a new timeline for ``avatar``; frame 0 corresponds to the first pushed sample."""
+        ...

@@ -1,0 +1,1 @@
+"""The edges: FastAPI routes, sessions and their clocks, executors, limits, metrics."""
