@@ -39,7 +39,7 @@ def _inputs(s: EncodeSettings, audio_fd: int) -> tuple[ffmpeg.nodes.FilterableSt
     video = ffmpeg.input(
         "pipe:0", format="rawvideo", pix_fmt="rgb24", s=f"{s.width}x{s.height}", framerate=s.fps, **raw
     )
-    audio = ffmpeg.input(f"pipe:{audio_fd}", format="s16le", ar=s.sample_rate, ac=1, **raw)
+    audio = ffmpeg.input(f"pipe:{audio_fd}", format="s16le", ar=s.sample_rate, ch_layout="mono", **raw)
     return video, audio
 
 
@@ -74,11 +74,15 @@ def hls_command(
     list_size: int,
     event_playlist: bool,
     delete_old_segments: bool,
+    resume: bool = False,
 ) -> list[str]:
-    """ffmpeg args for a live HLS writer. ``list_size`` is ignored (0 = all) for an event playlist."""
+    """ffmpeg args for a live HLS writer. ``list_size`` is ignored (0 = all) for an event playlist.
+    ``resume`` continues an existing playlist (numbering and all) after a discontinuity."""
     flags = "independent_segments+temp_file+omit_endlist+program_date_time"
     if delete_old_segments and not event_playlist:
         flags += "+delete_segments"
+    if resume:
+        flags += "+append_list+discont_start"
     hls: dict[str, object] = {
         "f": "hls",
         "hls_time": segment_seconds,
@@ -101,10 +105,30 @@ def mp4_command(s: EncodeSettings, audio_fd: int, path: Path) -> list[str]:
     return _compile(out)
 
 
-def remux_command(concat_list: Path, out_path: Path) -> list[str]:
-    """ffmpeg args to join MPEG-TS segments into one MP4 without re-encoding."""
-    stream = ffmpeg.input(str(concat_list), format="concat", safe=0)
+def remux_command(out_path: Path) -> list[str]:
+    """ffmpeg args to turn MPEG-TS bytes on stdin (concatenated segments) into an MP4, no re-encode.
+
+    TS segments of one muxer run are byte-concatenable with continuous timestamps, so piping them
+    in order avoids the concat demuxer's per-file rebasing and any command-line length limit.
+    """
+    stream = ffmpeg.input("pipe:0", format="mpegts")
     out = ffmpeg.output(
         stream, str(out_path), c="copy", **{"bsf:a": "aac_adtstoasc"}, f="mp4", movflags="+faststart"
     )
+    return _compile(out)
+
+
+def fmp4_command(s: EncodeSettings, audio_fd: int, part_seconds: float) -> list[str]:
+    """ffmpeg args for CMAF fragmented MP4 on stdout, one fragment per LL-HLS part.
+
+    ``frag_keyframe`` starts a fragment at every keyframe and ``frag_duration`` every
+    ``part_seconds`` in between, so parts tile each GOP exactly when the GOP is a multiple of
+    the part length. ``delay_moov`` lets the moov carry the AAC priming edit list.
+    """
+    video, audio = _inputs(s, audio_fd)
+    out = ffmpeg.output(
+        video, audio, "pipe:1", **_codec_options(s), f="mp4",
+        movflags="+frag_keyframe+empty_moov+default_base_moof+cmaf+delay_moov",
+        frag_duration=round(part_seconds * 1_000_000), flush_packets=1,
+    )  # fmt: skip
     return _compile(out)

@@ -66,6 +66,8 @@ def append_endlist(playlist: Path) -> None:
         return
     if not text.endswith("\n"):
         text += "\n"
+    # a stream shorter than half a segment gets TARGETDURATION:0 from ffmpeg, which players reject
+    text = text.replace("#EXT-X-TARGETDURATION:0\n", "#EXT-X-TARGETDURATION:1\n")
     tmp = playlist.with_name(playlist.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(text + ENDLIST + "\n")

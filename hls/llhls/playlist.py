@@ -1,0 +1,62 @@
+"""The LL-HLS media playlist (RFC 8216bis, version 9), rendered from a timeline's state. Pure.
+
+Parts are listed only for segments that end within three target durations of the playlist's
+end (older ones are dropped as §4.4.4.9 allows; clients ignore them anyway), the open segment
+is listed by its parts alone, and a preload hint names the next part so that players can
+request it before it exists (the server holds that request until the part is ready).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+
+from hls.llhls.timeline import INIT_URI, LlHlsTimeline, LlSegment, PlaylistState, part_uri
+
+
+def _pdt(anchor: datetime, seconds: float) -> str:
+    return (anchor + timedelta(seconds=seconds)).isoformat(timespec="milliseconds")
+
+
+def target_duration(segments: list[LlSegment], segment_target: float) -> int:
+    """Integer target: every segment's duration, rounded to the nearest integer, must fit under it."""
+    longest = max([segment_target, *(s.duration for s in segments if s.complete)])
+    return max(1, math.floor(longest + 0.5))
+
+
+def render_playlist(state: PlaylistState) -> str:
+    """The playlist text for one consistent state (``LlHlsTimeline.snapshot()``)."""
+    segments, anchor, part_target = state.segments, state.anchor, state.part_target
+    segment_target, next_part, ended = state.segment_target, state.next_part, state.ended
+    target = target_duration(segments, segment_target)
+    lines = [
+        "#EXTM3U",
+        "#EXT-X-VERSION:9",
+        f"#EXT-X-TARGETDURATION:{target}",
+        f"#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={3 * part_target:.3f}",
+        f"#EXT-X-PART-INF:PART-TARGET={part_target:.3f}",
+        f"#EXT-X-MEDIA-SEQUENCE:{segments[0].msn if segments else 1}",
+    ]
+    if all(s.independent for s in segments if s.parts):  # a promise about every listed segment
+        lines.append("#EXT-X-INDEPENDENT-SEGMENTS")
+    lines.append(f'#EXT-X-MAP:URI="{INIT_URI}"')
+    end_time = segments[-1].start + segments[-1].duration if segments else 0.0
+    for i, seg in enumerate(segments):
+        if i == 0 or abs(segments[i - 1].start + segments[i - 1].duration - seg.start) > 1e-3:
+            lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_pdt(anchor, seg.start)}")
+        if not ended and end_time - (seg.start + seg.duration) < 3 * target:
+            for part in seg.parts:
+                independent = ",INDEPENDENT=YES" if part.independent else ""
+                lines.append(f'#EXT-X-PART:DURATION={part.duration:.3f},URI="{part.uri}"{independent}')
+        if seg.complete:
+            lines += [f"#EXTINF:{seg.duration:.3f},", seg.uri]
+    if ended:
+        lines.append("#EXT-X-ENDLIST")
+    elif next_part is not None:
+        lines.append(f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="{part_uri(*next_part)}"')
+    return "\n".join(lines) + "\n"
+
+
+def render_timeline(timeline: LlHlsTimeline) -> str:
+    """``render_playlist`` of the timeline's current state."""
+    return render_playlist(timeline.snapshot())

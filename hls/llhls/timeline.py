@@ -1,0 +1,233 @@
+"""The live LL-HLS state of one stream: init segment, parts grouped into segments, a bounded window.
+
+Fragments from ``Fmp4Splitter`` become parts (``part_<msn>_<i>.m4s``) of the open segment; a
+segment (``seg_<msn>.m4s``, the concatenation of its parts) closes as soon as its duration
+reaches the segment target. Closing eagerly (not when the next keyframe arrives) publishes a
+segment one part earlier; it relies on the encoder's GOP being a whole number of parts and
+equal to the segment length, which our ffmpeg settings guarantee. Each part still records
+truthfully whether it starts on a keyframe.
+
+Thread-safe: the packager thread adds fragments, HTTP handlers read and block on it. Time is
+injected (``anchor`` = wall-clock time of media time 0) so tests need no real clock.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+from hls.llhls.fragments import Fragment, InitSegment, TrackRun
+
+INIT_URI = "init.mp4"
+_RESOURCE = re.compile(r"^(?:seg_(\d+)|part_(\d+)_(\d+))\.m4s$")
+_EPS = 1e-3
+
+
+def part_uri(msn: int, index: int) -> str:
+    return f"part_{msn}_{index}.m4s"
+
+
+def segment_uri(msn: int) -> str:
+    return f"seg_{msn}.m4s"
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    msn: int  # media sequence number of the segment it belongs to
+    index: int  # position within that segment
+    start: float  # media seconds
+    duration: float
+    independent: bool
+    data: bytes
+
+    @property
+    def uri(self) -> str:
+        return part_uri(self.msn, self.index)
+
+
+@dataclass(slots=True)
+class LlSegment:
+    msn: int
+    start: float
+    parts: list[Part] = field(default_factory=list)
+    complete: bool = False
+
+    @property
+    def duration(self) -> float:
+        return sum(p.duration for p in self.parts)
+
+    @property
+    def uri(self) -> str:
+        return segment_uri(self.msn)
+
+    @property
+    def independent(self) -> bool:
+        return bool(self.parts) and self.parts[0].independent
+
+
+@dataclass(frozen=True, slots=True)
+class PlaylistState:
+    segments: list[LlSegment]  # the window, in order; an open segment (parts only) last
+    anchor: datetime
+    part_target: float
+    segment_target: float
+    next_part: tuple[int, int] | None  # the preload hint
+    ended: bool
+
+
+class Readiness(Enum):
+    """Answer to a blocking playlist reload (``_HLS_msn``/``_HLS_part``), RFC 8216bis §6.2.5.2."""
+
+    READY = "ready"  # respond now
+    WAIT = "wait"  # hold the request until ready (or the stream ends)
+    BAD_REQUEST = "bad_request"  # msn beyond last + 2: respond 400 at once
+
+
+class LlHlsTimeline:
+    def __init__(
+        self,
+        anchor: datetime,
+        part_target: float = 0.2,
+        segment_target: float = 1.0,
+        window_segments: int = 6,
+        retain_segments: int = 4,
+    ) -> None:
+        if part_target <= 0 or segment_target < part_target or window_segments < 1:
+            raise ValueError("need 0 < part_target <= segment_target and window_segments >= 1")
+        self.anchor = anchor
+        self.part_target = part_target
+        self.segment_target = segment_target
+        self.window_segments = window_segments
+        self.retain_segments = retain_segments  # extra segments kept downloadable behind the window
+        self.init: InitSegment | None = None
+        self.segments: list[LlSegment] = []
+        self.ended = False
+        self._primary: int | None = None
+        self._cond = threading.Condition()
+
+    # -- packager side ---------------------------------------------------------------------
+    def set_init(self, init: InitSegment) -> None:
+        video = [t for t in init.tracks.values() if t.kind == "vide"]
+        with self._cond:
+            self.init = init
+            self._primary = (video[0] if video else next(iter(init.tracks.values()))).track_id
+            self._cond.notify_all()
+
+    def add_fragment(self, frag: Fragment) -> Part:
+        """Append one fragment as the next part; returns it. Timing comes from the video track."""
+        with self._cond:
+            if self.init is None or self._primary is None:
+                raise ValueError("fragment before the init segment")
+            if self.ended:
+                raise ValueError("fragment after end()")
+            run = frag.runs.get(self._primary)
+            if run is None and not frag.runs:
+                raise ValueError(f"fragment {frag.sequence} has no samples")
+            if run is None:  # e.g. a last fragment holding only the audio tail: time it by that track
+                run = next(iter(frag.runs.values()))
+                run = TrackRun(run.track_id, run.base_time, run.duration, run.samples, False)
+            scale = self.init.tracks[run.track_id].timescale
+            start, duration = run.base_time / scale, run.duration / scale
+            if not self.segments or self.segments[-1].complete:
+                msn = self.segments[-1].msn + 1 if self.segments else 1
+                self.segments.append(LlSegment(msn, start))
+            seg = self.segments[-1]
+            part = Part(seg.msn, len(seg.parts), start, duration, run.starts_with_sync, frag.data)
+            seg.parts.append(part)
+            if seg.duration >= self.segment_target - _EPS:
+                seg.complete = True
+            self._evict()
+            self._cond.notify_all()
+            return part
+
+    def end(self) -> None:
+        """No more fragments: the open segment (if any) is complete and the playlist gets ENDLIST."""
+        with self._cond:
+            if self.segments and not self.segments[-1].parts:
+                self.segments.pop()
+            if self.segments:
+                self.segments[-1].complete = True
+            self.ended = True
+            self._cond.notify_all()
+
+    def _evict(self) -> None:
+        keep = self.window_segments + self.retain_segments
+        if len(self.segments) > keep:
+            del self.segments[: len(self.segments) - keep]
+
+    # -- reader side -----------------------------------------------------------------------
+    def snapshot(self) -> PlaylistState:
+        """A consistent copy of what the playlist shows now (taken under one lock)."""
+        with self._cond:
+            complete = [s for s in self.segments if s.complete]
+            listed = complete[-self.window_segments :]
+            if self.segments and not self.segments[-1].complete:
+                listed.append(self.segments[-1])
+            return PlaylistState(
+                [LlSegment(s.msn, s.start, list(s.parts), s.complete) for s in listed],
+                self.anchor, self.part_target, self.segment_target, self._next_part(), self.ended,
+            )  # fmt: skip
+
+    def _next_part(self) -> tuple[int, int] | None:
+        """(msn, index) of the part the encoder produces next: the preload hint. None once ended."""
+        if self.ended:
+            return None
+        if not self.segments:
+            return (1, 0)
+        last = self.segments[-1]
+        return (last.msn + 1, 0) if last.complete else (last.msn, len(last.parts))
+
+    def readiness(self, msn: int, part: int | None = None) -> Readiness:
+        """Whether a playlist containing segment ``msn`` (and its part ``part``) can be served."""
+        with self._cond:
+            return self._readiness(msn, part)
+
+    def _readiness(self, msn: int, part: int | None) -> Readiness:
+        last = self.segments[-1] if self.segments else None
+        last_msn = last.msn if last else 0
+        if msn < 0 or (part is not None and part < 0) or msn > last_msn + 2:
+            return Readiness.BAD_REQUEST
+        if self.ended:
+            return Readiness.READY
+        if last is None or msn > last_msn:
+            return Readiness.WAIT
+        if part is not None and msn == last_msn and last.complete and part >= len(last.parts):
+            return Readiness.WAIT  # past the segment's last part means part 0 of the next segment
+        if msn < last_msn:
+            return Readiness.READY
+        if part is None:
+            return Readiness.READY if last.complete else Readiness.WAIT
+        return Readiness.READY if part < len(last.parts) else Readiness.WAIT
+
+    def wait_until(self, msn: int, part: int | None = None, timeout: float = 3.0) -> Readiness:
+        """Block (a worker thread, never the event loop) until ``readiness`` is not WAIT or timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while (state := self._readiness(msn, part)) is Readiness.WAIT:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            return state
+
+    def resource(self, name: str) -> bytes | None:
+        """Bytes of ``init.mp4``, ``seg_<msn>.m4s`` (complete segments only) or ``part_<msn>_<i>.m4s``;
+        None if unknown, not yet produced or already evicted (→ 404)."""
+        with self._cond:
+            if name == INIT_URI:
+                return self.init.data if self.init else None
+            m = _RESOURCE.match(name)
+            if m is None:
+                return None
+            msn = int(m.group(1) or m.group(2))
+            seg = next((s for s in self.segments if s.msn == msn), None)
+            if seg is None:
+                return None
+            if m.group(1) is not None:
+                return b"".join(p.data for p in seg.parts) if seg.complete else None
+            index = int(m.group(3))
+            return seg.parts[index].data if index < len(seg.parts) else None

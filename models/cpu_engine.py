@@ -1,0 +1,98 @@
+"""The built-in CPU engine: MediaPipe landmarks + audio→motion + the mesh-warp renderer.
+
+No weights, no GPU. ``prepare`` analyses the portrait once (face crop, 478 landmarks) and builds
+the renderer's per-avatar precomputation (cached in ``Avatar.engine_data``); each session then
+gets a ``CpuEngineStream`` that turns its timeline audio into MotionFrames (``MotionStream``)
+and renders them. ``EngineParams.nfe`` and ``cfg_scale`` steer the neural engine's sampler: this
+engine accepts them and does not use them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from models.face import FaceAnalysis, FaceAnalyzer
+from models.face.decode import DEFAULT_MAX_PIXELS
+from models.motion.stream import MotionStream
+from models.render import FaceRenderer
+from models.types import Avatar, EngineParams, MotionFrame, VideoFrame
+
+SPEECH_ACTIVITY = 0.5
+"""A frame counts as speech-driven when at least this share of its ±2-frame window is voiced."""
+
+
+class CpuEngine:
+    """Shared by all sessions; thread-safe (the analyzer pools its MediaPipe graphs and a
+    prepared renderer is immutable)."""
+
+    name = "cpu"
+
+    def __init__(self, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+        self._analyzer = FaceAnalyzer(max_pixels=max_pixels)
+
+    def prepare(self, image: np.ndarray, params: EngineParams) -> Avatar:
+        """Analyse an RGB portrait (any size/mode) and precompute its renderer."""
+        return self._avatar(self._analyzer.analyze(image, crop=params.crop))
+
+    def prepare_bytes(self, data: bytes, params: EngineParams) -> Avatar:
+        """Like ``prepare`` for raw upload bytes (EXIF rotation, pixel-limit guard, any format)."""
+        return self._avatar(self._analyzer.analyze_bytes(data, crop=params.crop))
+
+    def open_stream(self, avatar: Avatar, params: EngineParams) -> CpuEngineStream:
+        renderer = avatar.engine_data
+        if not isinstance(renderer, FaceRenderer):  # an Avatar prepared elsewhere: build it now
+            renderer = FaceRenderer(avatar.image, avatar.landmarks)
+            avatar.engine_data = renderer
+        return CpuEngineStream(renderer, params)
+
+    @staticmethod
+    def _avatar(analysis: FaceAnalysis) -> Avatar:
+        return Avatar(
+            image=analysis.image,
+            landmarks=analysis.landmarks,
+            crop_box=analysis.crop_box,
+            source_size=analysis.source_size,
+            engine_data=FaceRenderer(analysis.image, analysis.landmarks),
+        )
+
+
+class CpuEngineStream:
+    """One session's timeline: audio → MotionStream → rendered frames. Not thread-safe."""
+
+    def __init__(self, renderer: FaceRenderer, params: EngineParams) -> None:
+        self._renderer = renderer
+        self._motion = MotionStream(params)
+        self._closed = False
+
+    @property
+    def lookahead_frames(self) -> int:
+        return self._motion.lookahead_frames
+
+    def push_audio(self, pcm: np.ndarray, context: np.ndarray | None = None) -> list[VideoFrame]:
+        """``context`` is ignored: the motion stream's state already holds that audio."""
+        self._check_open()
+        return self._render(self._motion.push_audio(pcm))
+
+    def flush(self) -> list[VideoFrame]:
+        self._check_open()
+        return self._render(self._motion.flush())
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._motion.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("CpuEngineStream is closed")
+
+    def _render(self, motions: list[MotionFrame]) -> list[VideoFrame]:
+        return [
+            VideoFrame(
+                index=m.index,
+                image=self._renderer.render(m),
+                speech=m.speech >= SPEECH_ACTIVITY,
+                motion=m,
+            )
+            for m in motions
+        ]

@@ -1,0 +1,147 @@
+"""One portrait → the frame every output is derived from, plus its 478 landmarks.
+
+Once per session: decode (bytes) or validate (array), find the largest face, then either cut a
+square head-and-shoulders crop at ``OUTPUT_SIDE``² (``crop=True``) or keep the whole picture with
+its long side ≤ ``OUTPUT_SIDE`` (``crop=False``). Landmarks are re-measured on the output image
+itself, so they are exact for what the renderer warps.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from models.errors import ImageTooSmallError, NoFaceFoundError
+from models.face.decode import DEFAULT_MAX_PIXELS, decode_upload, normalize_rgb_array
+from models.face.landmarks import FaceBox, FaceLandmarker, square_region
+from models.face.topology import CHIN, FACE_OVAL, FOREHEAD
+
+OUTPUT_SIDE = 512
+MIN_IMAGE_SIDE = 64
+MIN_FACE_SIDE = 64
+CROP_FACE_SCALE = 2.0
+"""Crop side as a multiple of the forehead-to-chin height: head, some hair and the neck."""
+CROP_CENTER_UP = 0.04
+"""Shift of the crop centre above the face centre, as a fraction of the crop side (room for hair)."""
+
+
+@dataclass(slots=True)
+class FaceAnalysis:
+    image: np.ndarray  # (H, W, 3) uint8 RGB, even H and W
+    landmarks: np.ndarray  # (478, 3) float32 in image pixels
+    crop_box: tuple[int, int, int, int]
+    source_size: tuple[int, int]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class FaceAnalyzer:
+    """Thread-safe (the landmarker pools its MediaPipe graphs); share one per process."""
+
+    def __init__(
+        self, max_pixels: int = DEFAULT_MAX_PIXELS, landmarker: FaceLandmarker | None = None
+    ) -> None:
+        self.max_pixels = max_pixels
+        self._landmarker = landmarker or FaceLandmarker()
+
+    def analyze_bytes(self, data: bytes, crop: bool = True) -> FaceAnalysis:
+        t0 = time.perf_counter()
+        upload = decode_upload(data, self.max_pixels)
+        decode_ms = (time.perf_counter() - t0) * 1e3
+        result = self.analyze(upload.rgb, crop=crop)
+        if upload.scale != 1.0:  # report the crop in the uploaded image's own pixels
+            result.crop_box = tuple(round(v * upload.scale) for v in result.crop_box)
+            result.source_size = upload.source_size
+        result.timings_ms["decode"] = decode_ms
+        result.timings_ms["total"] += decode_ms
+        return result
+
+    def analyze(self, image: np.ndarray, crop: bool = True) -> FaceAnalysis:
+        t_start = time.perf_counter()
+        rgb = normalize_rgb_array(image)
+        h, w = rgb.shape[:2]
+        if h * w > self.max_pixels:
+            from models.errors import InvalidImageError
+
+            raise InvalidImageError(f"image has {w}x{h} pixels, more than the {self.max_pixels} allowed")
+        if min(h, w) < MIN_IMAGE_SIDE:
+            raise ImageTooSmallError(f"image is {w}x{h}; at least {MIN_IMAGE_SIDE} px per side is needed")
+        boxes = self._landmarker.detect(rgb)
+        t_detect = time.perf_counter()
+        if not boxes:
+            raise NoFaceFoundError("no face found in the image")
+        box = boxes[0]
+        if max(box.width, box.height) < MIN_FACE_SIDE:
+            raise ImageTooSmallError(
+                f"the face is {box.width:.0f}x{box.height:.0f} px; at least {MIN_FACE_SIDE} px is needed"
+            )
+        source_lms = self._landmarker.mesh(rgb, box)
+        if source_lms is None:
+            raise NoFaceFoundError("a face was detected but its landmarks could not be located")
+        if crop:
+            out, crop_box = _crop_square(rgb, source_lms)
+        else:
+            out, crop_box = _fit_whole(rgb)
+        scale = out.shape[1] / (crop_box[2] - crop_box[0])
+        mapped = _map_landmarks(source_lms, crop_box, scale)
+        out_box = _landmark_box(mapped)
+        if max(out_box.width, out_box.height) < MIN_FACE_SIDE:
+            raise ImageTooSmallError(
+                f"the face is only {out_box.width:.0f} px wide in the {out.shape[1]}x{out.shape[0]} output; "
+                "use crop=true or a closer portrait"
+            )
+        landmarks = self._landmarker.mesh(out, out_box)
+        if landmarks is None:  # the output is a clean resample; fall back to the mapped points
+            landmarks = mapped
+        t_end = time.perf_counter()
+        return FaceAnalysis(
+            image=out,
+            landmarks=landmarks.astype(np.float32),
+            crop_box=crop_box,
+            source_size=(w, h),
+            timings_ms={
+                "detect": (t_detect - t_start) * 1e3,
+                "mesh": (t_end - t_detect) * 1e3,
+                "total": (t_end - t_start) * 1e3,
+            },
+        )
+
+
+def _crop_square(rgb: np.ndarray, lms: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    oval = lms[list(FACE_OVAL), :2]
+    face_h = float(np.linalg.norm(lms[CHIN, :2] - lms[FOREHEAD, :2]))
+    face_w = float(oval[:, 0].max() - oval[:, 0].min())
+    side = round(CROP_FACE_SCALE * max(face_h, face_w * 1.15))
+    cx = float(oval[:, 0].min() + oval[:, 0].max()) / 2.0
+    cy = float(oval[:, 1].min() + oval[:, 1].max()) / 2.0 - CROP_CENTER_UP * side
+    x0, y0 = round(cx - side / 2.0), round(cy - side / 2.0)
+    out = square_region(rgb, x0, y0, side, OUTPUT_SIDE)
+    return out, (x0, y0, x0 + side, y0 + side)
+
+
+def _fit_whole(rgb: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    h, w = rgb.shape[:2]
+    scale = min(1.0, OUTPUT_SIDE / max(h, w))
+    out_w = max(2, int(w * scale) // 2 * 2)
+    out_h = max(2, int(h * scale) // 2 * 2)
+    if (out_w, out_h) == (w, h):
+        return rgb.copy(), (0, 0, w, h)
+    interp = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+    # crop_box keeps the exact source extent; the <1 px aspect change from even rounding is absorbed
+    return cv2.resize(rgb, (out_w, out_h), interpolation=interp), (0, 0, w, h)
+
+
+def _map_landmarks(lms: np.ndarray, crop_box: tuple[int, int, int, int], scale: float) -> np.ndarray:
+    out = lms.astype(np.float64).copy()
+    out[:, 0] = (out[:, 0] - crop_box[0]) * scale
+    out[:, 1] = (out[:, 1] - crop_box[1]) * scale
+    out[:, 2] *= scale
+    return out.astype(np.float32)
+
+
+def _landmark_box(lms: np.ndarray) -> FaceBox:
+    x0, y0 = lms[:, :2].min(axis=0)
+    x1, y1 = lms[:, :2].max(axis=0)
+    return FaceBox(float(x0), float(y0), float(x1), float(y1), 1.0)

@@ -1,0 +1,1 @@
+"""HTTP routes. Each module is an APIRouter; ``server.app`` mounts them."""

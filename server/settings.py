@@ -1,0 +1,94 @@
+"""Server settings: environment (``FACESTREAM_*``) overridden by CLI flags, validated once at startup.
+
+Nothing reads settings at import time; ``create_app(settings)`` receives a validated instance.
+The default host is 127.0.0.1 (only this machine can connect); in Docker or to serve a LAN run
+``facestream serve --host 0.0.0.0`` (or ``FACESTREAM_HOST=0.0.0.0``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.types import FPS
+
+SESSIONS_PER_CORE = 4
+"""Live CPU-engine sessions one core sustains at p99 frame lateness < 100 ms (512² frames, HLS
+encode included); measured with benchmarks/server_capacity.py, see the report for the figures."""
+
+
+def cpu_count() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FACESTREAM_", extra="forbid", validate_default=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(9999, ge=1, le=65535)
+    storage_dir: Path = Path("data/sessions")
+    static_dir: Path | None = Path(__file__).resolve().parent.parent / "static"
+    engine: str = "cpu"
+    weights_dir: Path | None = None
+    device: str | None = None
+    log_level: str = "info"
+    warm_up: bool = True
+    """Analyse the sample face at startup so the first init does not pay for model loading."""
+
+    max_sessions: int = Field(0, ge=0, description="0 = derived from the CPU count")
+    inference_workers: int = Field(0, ge=0, description="0 = one per core")
+    session_idle_timeout_s: float = Field(3000.0, gt=0)
+    sweep_interval_s: float = Field(30.0, gt=0)
+
+    max_queued_speech_s: float = Field(120.0, gt=0)
+    max_image_bytes: int = Field(20 * 1024 * 1024, gt=0)
+    max_audio_chunk_bytes: int = Field(16 * 1024 * 1024, gt=0)
+    max_chunk_seconds: float = Field(60.0, gt=0)
+
+    segment_seconds: float = Field(1.0, gt=0)
+    live_window_segments: int = Field(6, ge=1)
+    keep_all_segments: bool = False
+    """True: an event playlist listing every segment (replayable); False: a sliding live window."""
+    hls_preset: str = "veryfast"
+    output_sample_rate: int = Field(48_000, ge=8_000, le=96_000)
+    latency_lead_ms: float = Field(300.0, ge=40, le=5000)
+    """Speech is scheduled this far ahead of the playhead (engine lookahead + processing margin)."""
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        v = v.lower()
+        if v not in {"critical", "error", "warning", "info", "debug"}:
+            raise ValueError("log_level must be one of critical, error, warning, info, debug")
+        return v
+
+    @field_validator("engine")
+    @classmethod
+    def _engine(cls, v: str) -> str:
+        v = v.lower()
+        if v not in {"cpu", "imtalker"}:
+            raise ValueError("engine must be 'cpu' or 'imtalker'")
+        return v
+
+    @model_validator(mode="after")
+    def _derived(self) -> Settings:
+        frames = self.segment_seconds * FPS
+        if abs(frames - round(frames)) > 1e-6:
+            raise ValueError("segment_seconds × 25 must be a whole number of frames")
+        if self.max_sessions == 0:
+            self.max_sessions = cpu_count() * SESSIONS_PER_CORE
+        if self.inference_workers == 0:
+            self.inference_workers = cpu_count()
+        self.storage_dir = self.storage_dir.expanduser().resolve()
+        return self
+
+    @property
+    def lead_frames(self) -> int:
+        return max(1, math.ceil(self.latency_lead_ms / 1000 * FPS))

@@ -1,0 +1,1 @@
+"""WebRTC output (and microphone input) of a session's timeline, with aiortc."""
