@@ -22,7 +22,7 @@ _SERVE_FLAGS = {
     "engine": (str, "cpu (default) or imtalker"),
     "weights_dir": (Path, "IMTalker checkpoints folder"),
     "device": (str, "torch device for the neural engine (cuda, cuda:1, cpu)"),
-    "max_sessions": (int, "live session limit (default: 4 per CPU core)"),
+    "max_sessions": (int, "live session limit (default: 2 per CPU core)"),
     "session_idle_timeout_s": (float, "expire sessions idle this long (default 3000 s)"),
     "max_queued_speech_s": (float, "queued speech bound per session (default 120 s)"),
     "latency_lead_ms": (float, "schedule speech this far ahead of the playhead (default 300 ms)"),

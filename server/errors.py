@@ -79,6 +79,18 @@ _STATUS: list[tuple[type[Exception], int]] = [
 ]
 
 
+def _realtime_statuses() -> list[tuple[type[Exception], int]]:
+    """The real-time edges' errors (WebSocket/WebRTC), so that their statuses live here too."""
+    try:
+        from server.realtime.errors import REALTIME_ERROR_STATUS
+    except ImportError:  # pragma: no cover - the real-time package is optional
+        return []
+    return list(REALTIME_ERROR_STATUS.items())
+
+
+_STATUS += _realtime_statuses()
+
+
 def status_for(exc: Exception) -> int:
     """HTTP status of a domain error (first matching class in ``_STATUS``; 400 for other domain errors)."""
     for cls, status in _STATUS:
@@ -94,7 +106,8 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FacestreamError)
     async def _domain(_: Request, exc: FacestreamError) -> JSONResponse:
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RetryLaterError) else None
+        retry = getattr(exc, "retry_after", None) or getattr(exc, "retry_after_s", None)
+        headers = {"Retry-After": str(max(1, math.ceil(retry)))} if retry else None
         return error_response(status_for(exc), str(exc) or type(exc).__name__, headers)
 
     @app.exception_handler(RequestValidationError)

@@ -51,7 +51,7 @@ class FrameQueue:
 class LatenessStats:
     """Per-frame lateness = render completion − deadline (seconds; negative = early), last ``keep`` frames."""
 
-    def __init__(self, keep: int = 30_000) -> None:
+    def __init__(self, keep: int = 5_000) -> None:
         self._lock = threading.Lock()
         self._values: collections.deque[float] = collections.deque(maxlen=keep)
         self.count = 0

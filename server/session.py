@@ -70,7 +70,10 @@ class SessionConfig:
     overlap: float = 0.2
     out_rate: int = 48_000
     min_push_frames: int = 2  # the producer wakes when at least this much audio is due
-    start_delay_s: float = 0.12  # frame 0's deadline after start (lets the producer prime)
+    preroll_s: float = 0.3
+    """The first ``preroll_s`` of the timeline (idle) is emitted at once instead of in real time,
+    so the first HLS segment is published that much sooner. Those frames are the avatar at rest
+    (rendered if ready, else its still image) and are left out of the lateness statistics."""
     end_timeout_s: float = 15.0
 
 
@@ -135,6 +138,7 @@ class Session:
         self._pump_idle = threading.Event()
         self._pump_idle.set()
         self._t0 = 0.0
+        self._preroll_frames = 0
         self._playhead = 0
         self.ticks_emitted = 0
         self.stale_ticks = 0
@@ -146,7 +150,8 @@ class Session:
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
-        self._t0 = self._clock() + self.config.start_delay_s
+        self._t0 = self._clock() - self.config.preroll_s
+        self._preroll_frames = round(self.config.preroll_s * FPS)
         self._state.to(SessionState.STREAMING)
         self._maybe_pump()
         self._clock_thread = threading.Thread(
@@ -289,7 +294,7 @@ class Session:
                     return
                 frame = self.frames.take(n)
                 if frame is None:
-                    self.stale_ticks += 1
+                    self.stale_ticks += n >= self._preroll_frames
                     frame = VideoFrame(n, previous, speech=self.schedule.is_speech_frame(n))
                 previous = frame.image
                 audio = AudioSlice(n, self.schedule.output_slice(n), self.config.out_rate)
@@ -368,7 +373,8 @@ class Session:
                 frames = self._stream.push_audio(claim.pcm, claim.context)
                 now = self._clock()
                 for f in frames:
-                    self.lateness.add(now - (self._t0 + f.index / FPS))
+                    if f.index >= self._preroll_frames:
+                        self.lateness.add(now - (self._t0 + f.index / FPS))
                     self.frames.put(f)
                 self.frames_rendered += len(frames)
         except Exception as e:

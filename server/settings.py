@@ -16,9 +16,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.types import FPS
 
-SESSIONS_PER_CORE = 4
-"""Live CPU-engine sessions one core sustains at p99 frame lateness < 100 ms (512² frames, HLS
-encode included); measured with benchmarks/server_capacity.py, see the report for the figures."""
+SESSIONS_PER_CORE = 2
+"""Live CPU-engine sessions per core at p99 frame lateness < 100 ms (512² frames, HLS encode
+included). Measured with benchmarks/server_capacity.py on the 2-core dev box: 3 sessions pass,
+4 do not (the engine's render, ~0.22 core/session and largely GIL-bound, dominates; the server
+and encoder alone cost ~0.12 core/session and hold 12 sessions). Override with --max-sessions."""
 
 
 def cpu_count() -> int:

@@ -12,6 +12,8 @@ import itertools
 import cv2
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from models.face import FaceAnalyzer, FaceLandmarker
@@ -134,3 +136,42 @@ def test_render_is_deterministic_and_leaves_the_background(rig):
     outside = np.ones(a.shape[:2], bool)
     outside[roi.y0 : roi.y1, roi.x0 : roi.x1] = False
     np.testing.assert_array_equal(a[outside], renderer.image[outside])
+
+
+def test_open_mouthed_photo_closes_at_rest_and_still_opens(sample_face_path, landmarker):
+    """A portrait taken mid-speech (here: one of our own rendered open-mouth frames, re-analysed
+    from scratch) must rest with closed lips in silence and open again with jaw_open."""
+    rgb = np.asarray(Image.open(sample_face_path).convert("RGB"))
+    analyzer = FaceAnalyzer(landmarker=landmarker)
+    first = analyzer.analyze(rgb)
+    open_photo = FaceRenderer(first.image, first.landmarks).render(MotionFrame(0, jaw_open=0.8))
+    analysis = analyzer.analyze(open_photo)
+    assert mouth_opening(analysis.landmarks) > 0.12, "the new source should show an open mouth"
+    renderer = FaceRenderer(analysis.image, analysis.landmarks)
+    lo = analysis.landmarks[:, :2].min(axis=0)
+    hi = analysis.landmarks[:, :2].max(axis=0)
+    box = FaceBox(float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]), 1.0)
+    rest, half, wide = (
+        mouth_opening(landmarker.mesh(renderer.render(MotionFrame(0, jaw_open=j)), box))
+        for j in (0.0, 0.5, 1.0)
+    )
+    assert rest < 0.06, "silence must show closed lips"
+    assert rest + 0.05 < half < wide - 0.05, (rest, half, wide)
+    assert wide > 0.2, "jaw_open=1 is the widest speech opening, whatever the photo"
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    values=st.lists(
+        st.one_of(st.floats(-100, 100), st.just(float("nan")), st.just(float("inf"))),
+        min_size=11,
+        max_size=11,
+    )
+)
+def test_any_motion_values_give_a_valid_frame(rig, values):
+    """Out-of-range, NaN and infinite motion never crash or leak into the image."""
+    renderer, _ = rig
+    names = ("jaw_open", "mouth_width", "lip_press", "speech", "blink_left", "blink_right")
+    names += ("pitch", "yaw", "roll", "gaze_x", "gaze_y")
+    frame = renderer.render(MotionFrame(0, **dict(zip(names, values, strict=True))))
+    assert frame.shape == renderer.image.shape and frame.dtype == np.uint8

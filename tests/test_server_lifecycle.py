@@ -33,7 +33,7 @@ API = "/api/audio-driven/chunked"
 
 @contextlib.contextmanager
 def probe_server(tmp_path: Path, **overrides):
-    settings = Settings(storage_dir=tmp_path / "sessions", static_dir=None, **overrides)
+    settings = Settings(**({"storage_dir": tmp_path / "sessions", "static_dir": None} | overrides))
     app = create_app(settings, engine=ProbeEngine())
     with live_server(app) as url, httpx.Client(base_url=url, timeout=30) as client:
         yield client, settings.storage_dir, app
@@ -54,7 +54,7 @@ def _segments(client: httpx.Client, sid: str) -> int:
 def test_pause_keeps_segments_flowing_and_frames_stay_locked_to_audio(tmp_path, speech, sample_face_path):
     pcm, rate = speech
     a, b = pcm[: rate * 2], pcm[rate * 4 : rate * 6]
-    with probe_server(tmp_path) as (client, storage, _):
+    with probe_server(tmp_path) as (client, storage, app):
         sid = init_session(client, sample_face_path.read_bytes(), chunk_duration=0.5)["session_id"]
         time.sleep(0.3)
         r1 = feed(client, sid, wav_bytes(a, rate)).json()
@@ -67,6 +67,9 @@ def test_pause_keeps_segments_flowing_and_frames_stay_locked_to_audio(tmp_path, 
         st = wait_status(client, sid, "complete", 15)
         assert st["status"] == "complete"
         dec = Decoded(session_media(storage / sid, tmp_path / "s.ts"), with_frames=True)
+        contexts = app.state.registry.engine.streams[0].contexts
+    # the AudioChunkBuffer's windows reach the engine with 20 % of a 0.5 s window as context
+    assert contexts[0] == 0 and len(contexts) >= 4 and set(contexts[1:]) == {1600}
     # every tick is a distinct frame in order (barcodes 0..n-1): no stall, skip or duplicate
     assert dec.indices == list(range(dec.frames))
     audio = dec.audio_at(16000)
@@ -180,3 +183,18 @@ def test_storage_left_by_an_earlier_run_is_cleaned(tmp_path):
     with probe_server(tmp_path):
         assert not stale.exists() and keep.exists()
     os.rmdir(keep)
+
+
+def test_static_page_is_served_at_the_root_without_shadowing_the_api(tmp_path):
+    static = tmp_path / "static"
+    static.mkdir()
+    (static / "index.html").write_text("<!doctype html><title>facestream</title>")
+    with probe_server(tmp_path, static_dir=static) as (client, _, _):
+        r = client.get("/")
+        assert (
+            r.status_code == 200
+            and "facestream" in r.text
+            and r.headers["content-type"].startswith("text/html")
+        )
+        assert client.get("/health").json()["status"] == "ok"
+        assert client.get(f"{API}/status/{'a' * 32}").status_code == 404

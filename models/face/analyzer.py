@@ -118,7 +118,28 @@ def _crop_square(rgb: np.ndarray, lms: np.ndarray) -> tuple[np.ndarray, tuple[in
     cy = float(oval[:, 1].min() + oval[:, 1].max()) / 2.0 - CROP_CENTER_UP * side
     x0, y0 = round(cx - side / 2.0), round(cy - side / 2.0)
     out = square_region(rgb, x0, y0, side, OUTPUT_SIDE)
+    h, w = rgb.shape[:2]
+    if x0 < 0 or y0 < 0 or x0 + side > w or y0 + side > h:
+        out = _soften_padding(out, x0, y0, side, w, h)
     return out, (x0, y0, x0 + side, y0 + side)
+
+
+def _soften_padding(out: np.ndarray, x0: int, y0: int, side: int, w: int, h: int) -> np.ndarray:
+    """Where the square leaves the photo, edge replication paints streaks; fade them into a
+    heavy blur with distance from the photo's edge (mirroring could duplicate the face)."""
+    scale = out.shape[0] / side
+    inside = np.zeros(out.shape[:2], np.uint8)
+    cv2.rectangle(
+        inside,
+        (round(-x0 * scale), round(-y0 * scale)),
+        (round((w - x0) * scale) - 1, round((h - y0) * scale) - 1),
+        255,
+        -1,
+    )
+    distance = cv2.distanceTransform(255 - inside, cv2.DIST_L2, 3)
+    weight = np.clip(distance / (0.04 * out.shape[0]), 0.0, 1.0)[:, :, None]
+    blurred = cv2.GaussianBlur(out, (0, 0), 0.08 * out.shape[0])
+    return (out * (1.0 - weight) + blurred * weight + 0.5).astype(np.uint8)
 
 
 def _fit_whole(rgb: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:

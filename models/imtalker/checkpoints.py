@@ -151,7 +151,8 @@ def load_models(weights_dir: Path) -> tuple[AudioEncoder, FMGenerator, IMTRender
     if missing:
         raise EngineUnavailableError(
             f"IMTalker weights folder {weights_dir} is incomplete: missing {', '.join(missing)} "
-            f"(expected {RENDERER_FILE}, {GENERATOR_FILE} and {WAV2VEC2_DIR}/ with config.json and pytorch_model.bin)"
+            f"(expected {RENDERER_FILE}, {GENERATOR_FILE} and {WAV2VEC2_DIR}/ "
+            "with config.json and pytorch_model.bin)"
         )
     audio = load_wav2vec2(weights_dir / WAV2VEC2_DIR)
     generator = load_generator(weights_dir / GENERATOR_FILE, audio.wav2vec2)

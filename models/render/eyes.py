@@ -19,7 +19,7 @@ EYES = ((topo.RIGHT_EYE_UPPER, topo.RIGHT_EYE_LOWER), (topo.LEFT_EYE_UPPER, topo
 class LidOverlay:
     def __init__(self, image: np.ndarray, ref_points: np.ndarray, frame: FaceFrame) -> None:
         self.iod = frame.iod
-        self.thickness = max(1.0, 0.028 * frame.iod)
+        self.thickness = max(1.0, 0.018 * frame.iod)
         self.feather = max(0.5, 0.006 * frame.iod)
         colours = []
         for upper, lower in EYES:
@@ -38,7 +38,7 @@ class LidOverlay:
             strength = float(np.clip((blink - 0.35) / 0.55, 0.0, 1.0))
             if strength <= 0.0:
                 continue
-            strength = strength * strength * (3.0 - 2.0 * strength) * 0.95
+            strength = strength * strength * (3.0 - 2.0 * strength) * 0.85
             self._lash_line(out, deformed[list(upper)], strength)
 
     def _lash_line(self, out: np.ndarray, lid: np.ndarray, strength: float) -> None:

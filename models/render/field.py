@@ -63,7 +63,7 @@ class WarpField:
         self.covered = np.nonzero(tri_ids >= 0)[0]
         self.covered_tri = tri_ids[self.covered]
         self._covered_code = (self.covered_tri + 1).astype(np.float32)
-        self.weights = weights[self.covered]
+        self.weights = weights[self.covered].astype(np.float32) * (1.0 / GRID_STEP)  # in grid units
         gx, gy = np.meshgrid(np.arange(self.grid_w), np.arange(self.grid_h))
         self.grid_px = np.stack(
             [gx.ravel() * GRID_STEP + self.origin[0] + 0.5, gy.ravel() * GRID_STEP + self.origin[1] + 0.5],
@@ -80,8 +80,8 @@ class WarpField:
 
         Exact piecewise-affine inverse of the deformed mesh: each output grid point finds the
         deformed triangle covering it by splatting the reference grid forward (collisions are
-        harmless, stretch holes are filled from neighbours whose affine maps continue smoothly),
-        then maps back through that triangle's affine transform.
+        harmless; holes where the mesh stretches take the nearest splatted triangle, whose affine
+        map continues smoothly), then maps back through that triangle's affine transform.
         """
         disp = vertex_disp.astype(np.float64)
         lin, off, priority = _inverse_affines(self.points, self.points + disp, self.triangles)
@@ -89,7 +89,7 @@ class WarpField:
         affine = np.empty((n_tri + 1, 6), dtype=np.float32)  # row n_tri: identity for unknown cells
         affine[:n_tri] = np.concatenate([lin.reshape(n_tri, 4), off], axis=1)
         affine[n_tri] = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
-        forward = self._covered_rel + (self.weights @ disp).astype(np.float32) * (1.0 / GRID_STEP)
+        forward = self._covered_rel + self.weights @ vertex_disp.astype(np.float32)
         cells = np.rint(forward).astype(np.int32)
         cx, cy = cells[:, 0], cells[:, 1]
         n_cells = self.grid_h * self.grid_w
@@ -124,9 +124,8 @@ def _fill_holes(ids: np.ndarray) -> np.ndarray:
     if not holes.any():
         return ids
     _, labels = cv2.distanceTransformWithLabels(holes, cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL)
-    known = holes == 0
-    lut = np.zeros(int(labels.max()) + 1, dtype=np.float32)
-    lut[labels[known]] = ids[known]
+    # OpenCV numbers the known cells 1..n in raster order, so their values in that order are the LUT
+    lut = np.concatenate([np.zeros(1, np.float32), ids[ids != 0]])
     return np.take(lut, labels)
 
 

@@ -45,7 +45,7 @@ class MouthInterior:
         brightness = float(np.clip((0.299 * skin[0] + 0.587 * skin[1] + 0.114 * skin[2]) / 150.0, 0.5, 1.05))
         self.cavity_rgb = lip * 0.22 + np.array([6.0, 2.0, 3.0], np.float32)
         self.tongue_rgb = lip * 0.62 + np.array([22.0, 4.0, 8.0], np.float32) * brightness
-        self.teeth_rgb = (0.85 * TEETH_RGB + 0.15 * skin) * brightness * 0.92
+        self.teeth_rgb = (0.85 * TEETH_RGB + 0.15 * skin) * brightness
         self.feather = max(0.6, 0.008 * self.iod)
 
     def opening(self, deformed: np.ndarray) -> float:
@@ -60,8 +60,13 @@ class MouthInterior:
         strength = float(_smoothstep(0.01 * self.iod, 0.05 * self.iod, gap_c))
         if strength <= 0.0:
             return
-        upper = deformed[list(topo.UPPER_LIP_INNER)]
-        lower = deformed[list(topo.LOWER_LIP_INNER)]
+        # the opening reaches the commissures (outer corners): the corner skin between inner and
+        # outer corner stretches when the jaw drops and must read as mouth, not as pale skin
+        inner = list(topo.MOUTH_CORNERS[:1]) + list(topo.UPPER_LIP_INNER[1:-1]) + list(topo.MOUTH_CORNERS[1:])
+        upper = deformed[inner]
+        lower = deformed[
+            list(topo.MOUTH_CORNERS[:1]) + list(topo.LOWER_LIP_INNER[1:-1]) + list(topo.MOUTH_CORNERS[1:])
+        ]
         polygon = np.concatenate([upper, lower[-2:0:-1]])
         pad = int(np.ceil(3 * self.feather)) + 2
         h, w = out.shape[:2]
@@ -117,9 +122,9 @@ class MouthInterior:
         cover = _smoothstep(0.88, 0.62, np.abs(s)) * _smoothstep(teeth_h, teeth_h - 1.2, d)
         cover = cover * _smoothstep(-0.5, 0.8, d) * float(_smoothstep(0.02 * iod, 0.06 * iod, gap_c))
         rel = d / np.maximum(teeth_h, 1.0)
-        lip_shadow = 0.62 + 0.38 * _smoothstep(0.0, 0.35, rel)  # the upper lip shades the gum line
-        shade = (0.55 + 0.45 * np.cos(s * np.pi / 2.0)) * (1.0 - 0.2 * rel**2) * lip_shadow
-        edge_px = max(0.6, 0.012 * iod)
+        lip_shadow = 0.7 + 0.3 * _smoothstep(0.0, 0.35, rel)  # the upper lip shades the gum line
+        shade = (0.68 + 0.32 * np.cos(s * np.pi / 2.0)) * (1.0 - 0.2 * rel**2) * lip_shadow
+        edge_px = max(1.0, 0.012 * iod)
         for edge in INCISOR_EDGES:
             for sign in (1.0, -1.0) if edge else (1.0,):
                 shade = shade * (1.0 - 0.16 * np.exp(-(((u - sign * edge * half_w) / edge_px) ** 2)))

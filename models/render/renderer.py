@@ -16,7 +16,7 @@ from models.render.eyes import LidOverlay
 from models.render.field import WarpField
 from models.render.mesh import build_mesh, face_frame
 from models.render.mouth import MouthInterior
-from models.render.rig import FaceRig
+from models.render.rig import FaceRig, bounded
 from models.render.warp import warp_image
 from models.types import MotionFrame
 
@@ -55,7 +55,9 @@ class FaceRenderer:
         deformed = self.mesh.points[:, :2] + disp
         self.mouth.paint(out, deformed)
         t4 = time.perf_counter()
-        self.lids.paint(out, deformed, motion.blink_right, motion.blink_left)
+        self.lids.paint(
+            out, deformed, bounded(motion.blink_right, 0.0, 1.0), bounded(motion.blink_left, 0.0, 1.0)
+        )
         t5 = time.perf_counter()
         return out, {
             "rig": (t1 - t0) * 1e3,

@@ -23,6 +23,8 @@ LID_MEET = 0.85  # closed lids meet this far from the upper towards the lower li
 GAZE_TRAVEL_EYE_WIDTHS = 0.16
 HEAD_RING_WEIGHT = 0.8  # how much of the head rotation the hair/ear ring follows
 NECK_RING_WEIGHT = 0.35  # ... and the part of that ring below the mouth (the neck)
+MAX_ROTATION_DEG = 30.0
+"""Head rotations are clamped here: beyond it a single-photo warp cannot stay plausible."""
 DEPTH_SCALE = 0.55
 """Head rotations use the mesh depth flattened by this factor: a 2D warp cannot show the nose
 occluding the far cheek, and full relief would fold the mesh over itself (a visible seam)."""
@@ -137,30 +139,36 @@ class FaceRig:
     def displacements(self, m: MotionFrame) -> np.ndarray:
         """(V, 2) image-space displacement of every mesh vertex for motion ``m`` (forward warp)."""
         mouth = self.mouth
-        press = float(np.clip(m.lip_press, 0.0, 1.0))
-        jaw = float(np.clip(m.jaw_open, 0.0, 1.2)) * (1.0 - 0.8 * press)
-        width = float(np.clip(m.mouth_width, -1.0, 1.0))
+        press = bounded(m.lip_press, 0.0, 1.0)
+        jaw = bounded(m.jaw_open, 0.0, 1.2) * (1.0 - 0.8 * press)
+        width = bounded(m.mouth_width, -1.0, 1.0)
         drop = jaw * mouth.drop_px - mouth.source_gap_px  # an open-mouthed photo closes at rest
         dx = width * (SPREAD_GAIN if width > 0 else ROUND_GAIN) * mouth.width
         dy = drop * mouth.jaw + press * mouth.press
         dy = dy + max(drop, 0.0) * mouth.upper_raise + max(-width, 0.0) * mouth.pout
         for eye, blink in zip(self.eyes, (m.blink_right, m.blink_left), strict=True):
-            if blink > 0.0:
-                dy = dy + float(np.clip(blink, 0.0, 1.0)) * eye.blink_gain
-        gx = float(np.clip(m.gaze_x, -1.0, 1.0)) * self.gaze_travel[0]
-        gy = float(np.clip(m.gaze_y, -1.0, 1.0)) * self.gaze_travel[1]
-        dx = dx + gx * self.gaze_mask
-        dy = dy + gy * self.gaze_mask
+            closure = bounded(blink, 0.0, 1.0)
+            if closure > 0.0:
+                dy = dy + closure * eye.blink_gain
+        dx = dx + bounded(m.gaze_x, -1.0, 1.0) * self.gaze_travel[0] * self.gaze_mask
+        dy = dy + bounded(m.gaze_y, -1.0, 1.0) * self.gaze_travel[1] * self.gaze_mask
         local = np.stack([dx, dy], axis=1)
-        if m.pitch or m.yaw or m.roll:
-            local = local + self._rotation(local, m)
+        angles = tuple(bounded(v, -MAX_ROTATION_DEG, MAX_ROTATION_DEG) for v in (m.pitch, m.yaw, m.roll))
+        if any(angles):
+            local = local + self._rotation(local, angles)
         return self.frame.to_image_vec(local)
 
-    def _rotation(self, local_disp: np.ndarray, m: MotionFrame) -> np.ndarray:
+    def _rotation(self, local_disp: np.ndarray, angles: tuple[float, float, float]) -> np.ndarray:
         p = np.column_stack([self.local + local_disp, self.z]) - self.head_centre
-        rot = rotation_matrix(m.pitch, m.yaw, m.roll)
+        rot = rotation_matrix(*angles)
         moved = p @ rot.T
         return (moved[:, :2] - p[:, :2]) * self.rotation_weight[:, None]
+
+
+def bounded(value: float, lo: float, hi: float) -> float:
+    """Clip a motion value; NaN (never valid motion) counts as the neutral 0."""
+    v = float(value)
+    return 0.0 if v != v else min(max(v, lo), hi)
 
 
 def rotation_matrix(pitch_deg: float, yaw_deg: float, roll_deg: float) -> np.ndarray:

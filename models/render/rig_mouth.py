@@ -90,7 +90,9 @@ def mouth_gains(local: np.ndarray, iod: float, static: np.ndarray) -> MouthGains
     onset = smoothstep(y_lo_in - 0.12 * iod, y_lo_in, y)
     towards_chin = smoothstep(y_lo_out, y_lo_out + 0.35 * iod, y)
     member = onset * (lip_taper + (1.0 - lip_taper) * towards_chin)
-    member[upper] = 0.0
+    # the upper lip stays, except near the corners, which follow the jaw a little: otherwise all
+    # of the commissure's stretch lands in the few triangles between the corner rows
+    member[upper] = 0.3 * np.minimum(lateral[upper], 1.0) ** 4
     member[static] = 0.0
     jaw = member * hinge
 

@@ -93,12 +93,13 @@ def test_window_batching_and_context_carry(engine: ImTalkerEngine) -> None:
     noise = [torch.randn(1, 50, 32, generator=torch.Generator().manual_seed(s)) for s in (1, 2)]
     audio = [speech_like(WINDOW_SAMPLES, seed=s) for s in (1, 2)]
     requests = [
-        WindowRequest(a, ref, WindowContext.zeros(1, "cpu"), n, None, None) for a, n in zip(audio, noise)
+        WindowRequest(a, ref, WindowContext.zeros(1, "cpu"), n, None, None)
+        for a, n in zip(audio, noise, strict=True)
     ]
     run = lambda reqs: generate_windows(engine.audio_encoder, engine.generator, reqs, 4, 2.0)  # noqa: E731
     batched = run(requests)
     alone = [run([r])[0] for r in requests]
-    for (codes_b, ctx_b), (codes_a, ctx_a) in zip(batched, alone):
+    for (codes_b, ctx_b), (codes_a, _) in zip(batched, alone, strict=True):
         assert torch.allclose(codes_b, codes_a, atol=1e-5)
         assert torch.allclose(ctx_b.prev_x, codes_a[:, -10:], atol=1e-5)
     second = WindowRequest(audio[1], ref, batched[0][1], noise[1], None, None)
