@@ -21,7 +21,7 @@ from models.engines import create_engine
 from server.errors import PayloadTooLargeError, error_response, install_error_handlers, status_for
 from server.inference import InferenceAgent
 from server.registry import SessionRegistry
-from server.routes import chunked, health, hls
+from server.routes import chunked, health, hls, metrics
 from server.settings import Settings
 
 log = logging.getLogger("facestream.app")
@@ -69,6 +69,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         if removed:
             log.info("removed %d session directories left by an earlier run", removed)
         app.state.registry = registry
+        app.state.frame_logs = registry.frame_logs
         sweeper = asyncio.create_task(_sweep(registry, settings.sweep_interval_s), name="session-sweeper")
         try:
             yield
@@ -103,6 +104,11 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(chunked.router)
     app.include_router(hls.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
+    if settings.debug_barcode:
+        from server import debug_latency
+
+        app.include_router(debug_latency.router)
     static = settings.static_dir
     if static is not None and (static / "index.html").is_file():
         app.mount("/", StaticFiles(directory=static, html=True), name="static")

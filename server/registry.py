@@ -26,6 +26,7 @@ from hls.sink import HlsSink
 from models.engine import Engine
 from models.face.decode import decode_image_bytes
 from models.types import ENGINE_SAMPLE_RATE, EngineParams
+from server.debug_latency import BarcodeStampingSink, FrameLogs
 from server.errors import CapacityError
 from server.ids import is_valid_session_id, new_session_id, validate_session_id
 from server.inference import InferenceAgent
@@ -43,6 +44,8 @@ class SessionRegistry:
         self.engine = engine
         self.agent = agent
         self._sessions: dict[str, Session] = {}
+        self._realtime: dict[str, Any] = {}
+        self.frame_logs = FrameLogs()  # only filled when settings.debug_barcode
         self._creating = 0
 
     # -- creation ------------------------------------------------------------------------------
@@ -107,9 +110,11 @@ class SessionRegistry:
             segment_seconds=s.segment_seconds,
             list_size=s.live_window_segments,
             event_playlist=s.keep_all_segments,
-            delete_old_segments=False,
+            delete_old_segments=not s.keep_all_segments,
             preset=s.hls_preset,
         )
+        if s.debug_barcode:
+            sink = BarcodeStampingSink(sink, self.frame_logs.open(session_id))
         stream = None
         try:
             sink.start()
@@ -117,6 +122,7 @@ class SessionRegistry:
             window = max(1, round(chunk_duration * ENGINE_SAMPLE_RATE))
             config = SessionConfig(
                 lead_frames=s.lead_frames,
+                render_margin_frames=s.render_margin_frames,
                 window_samples=window,
                 max_pending_samples=max(window, round(s.max_queued_speech_s * ENGINE_SAMPLE_RATE)),
                 out_rate=s.output_sample_rate,
@@ -143,12 +149,24 @@ class SessionRegistry:
             raise SessionNotFoundError(f"session {session_id} not found (it may have expired)")
         return session
 
+    def realtime(self, session_id: str) -> Any:
+        """The session as a ``server.realtime.port.RealtimeSessionPort`` (created on first use, on
+        the event loop); pass this method as ``get_session`` to the real-time router."""
+        from server.realtime_session import RealtimeSessionAdapter
+
+        session = self.get(session_id)
+        adapter = self._realtime.get(session.session_id)
+        if adapter is None:
+            adapter = RealtimeSessionAdapter(session, self.agent.blocking)
+            self._realtime[session.session_id] = adapter
+        return adapter
+
     def sessions(self) -> list[Session]:
         return list(self._sessions.values())
 
     async def delete(self, session_id: str) -> None:
         session = self.get(session_id)
-        self._sessions.pop(session.session_id, None)
+        self._forget(session.session_id)
         await self._blocking(self._dispose, session, False)
 
     async def expire_idle(self, now: float | None = None) -> list[str]:
@@ -156,7 +174,7 @@ class SessionRegistry:
         limit = self.settings.session_idle_timeout_s
         expired = [s for s in self._sessions.values() if s.idle_seconds(now) > limit]
         for s in expired:
-            self._sessions.pop(s.session_id, None)
+            self._forget(s.session_id)
             log.info("session %s expired after %.0f s idle", s.session_id, s.idle_seconds(now))
         await asyncio.gather(*(self._blocking(self._dispose, s, False) for s in expired))
         return [s.session_id for s in expired]
@@ -166,7 +184,13 @@ class SessionRegistry:
         next start (they are removed then)."""
         sessions = list(self._sessions.values())
         self._sessions.clear()
+        self._realtime.clear()
         await asyncio.gather(*(asyncio.to_thread(s.close, True) for s in sessions))
+
+    def _forget(self, session_id: str) -> None:
+        self._sessions.pop(session_id, None)
+        self._realtime.pop(session_id, None)
+        self.frame_logs.close(session_id)
 
     @staticmethod
     def _dispose(session: Session, keep_files: bool) -> None:

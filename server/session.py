@@ -7,9 +7,10 @@ Threads and ownership (all owned by the Session, stopped and joined by ``close``
   every subscriber. Audio comes from the timeline, not from the frames, so a late frame costs a
   repeated picture, never A/V drift.
 * the **producer** pump: a job on the shared InferenceAgent (at most one in flight per session,
-  so per-session order holds). It keeps the engine's timeline audio ``lead_frames`` ahead of the
-  clock: it claims speech or silence from the schedule, pushes it, and queues the returned frames,
-  recording each frame's lateness (completion − deadline).
+  so per-session order holds). It keeps the engine's timeline audio ``horizon_frames`` ahead of
+  the clock (engine lookahead + render margin): it claims speech or silence from the schedule,
+  pushes it, and queues the returned frames, recording each frame's lateness (completion −
+  deadline).
 
 Public API for other edges (WebRTC tracks, WebSocket ingest, recordings):
 * ``push_speech(pcm, sample_rate, final=False) -> FeedResult`` (thread-safe; call off the loop),
@@ -64,10 +65,11 @@ class TickSubscriber(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class SessionConfig:
-    lead_frames: int  # speech goes at least this far ahead of the playhead
+    lead_frames: int  # a new utterance starts at least this far ahead of the playhead
     window_samples: int  # AudioChunkBuffer window (chunk_duration at 16 kHz)
     max_pending_samples: int  # queued-speech bound at 16 kHz
     overlap: float = 0.2
+    render_margin_frames: int = 3  # the producer renders this far beyond the engine's lookahead
     out_rate: int = 48_000
     min_push_frames: int = 2  # the producer wakes when at least this much audio is due
     preroll_s: float = 0.3
@@ -117,15 +119,20 @@ class Session:
         self._sink = sink
         self._agent = agent
         self._state = StateMachine()
+        self.lookahead = int(stream.lookahead_frames)
+        # The producer's horizon (lookahead + margin) is kept shorter than the scheduling lead on
+        # purpose: the difference is the arrival jitter a real-time feed may have while its chunks
+        # still join the utterance gap-free (a chunk joins only while the engine has not listened
+        # past the end of the speech before it).
+        self.lead_frames = max(config.lead_frames, self.lookahead + 1)
+        self.horizon_frames = min(self.lead_frames, self.lookahead + max(1, config.render_margin_frames))
         self.schedule = SpeechSchedule(
-            config.lead_frames,
+            self.lead_frames,
             config.window_samples,
             config.max_pending_samples,
             config.overlap,
             config.out_rate,
         )
-        self.lookahead = int(stream.lookahead_frames)
-        self.lead_frames = max(config.lead_frames, self.lookahead + 1)
         self.frames = FrameQueue(capacity=self.lead_frames + config.window_samples // SAMPLES_PER_FRAME + 64)
         self.lateness = LatenessStats()
         self._subscribers: list[TickSubscriber] = []
@@ -271,6 +278,7 @@ class Session:
             "stale_ticks": self.stale_ticks,
             "lateness_ms": self.lateness.summary_ms(),
             "lead_ms": round(self.lead_frames * 1000 / FPS),
+            "render_horizon_ms": round(self.horizon_frames * 1000 / FPS),
             "chunk_duration": self.chunk_duration,
             "audio_sample_rate": self.raw_sample_rate,
             "width": self.avatar.size[0],
@@ -338,7 +346,7 @@ class Session:
 
     # -- producer ------------------------------------------------------------------------------
     def _target(self) -> int:
-        return (self._playhead + self.lead_frames) * SAMPLES_PER_FRAME
+        return (self._playhead + self.horizon_frames) * SAMPLES_PER_FRAME
 
     def _maybe_pump(self) -> None:
         with self._pump_lock:

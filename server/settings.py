@@ -18,9 +18,10 @@ from models.types import FPS
 
 SESSIONS_PER_CORE = 2
 """Live CPU-engine sessions per core at p99 frame lateness < 100 ms (512² frames, HLS encode
-included). Measured with benchmarks/server_capacity.py on the 2-core dev box: 3 sessions pass,
-4 do not (the engine's render, ~0.22 core/session and largely GIL-bound, dominates; the server
-and encoder alone cost ~0.12 core/session and hold 12 sessions). Override with --max-sessions."""
+included). Measured with benchmarks/server_capacity.py on the 2-core dev box: 4 sessions pass
+(p99 26 ms), 5 do not (the engine's render, ~0.22 core/session and largely GIL-bound, dominates;
+the server and encoder alone cost ~0.12 core/session and hold 12 sessions). Override with
+--max-sessions."""
 
 
 def cpu_count() -> int:
@@ -41,6 +42,9 @@ class Settings(BaseSettings):
     weights_dir: Path | None = None
     device: str | None = None
     log_level: str = "info"
+    debug_barcode: bool = False
+    """Latency debugging (server.debug_latency): stamp each frame's index as a barcode and log
+    hand-off times, served at /api/debug/…; never on in production."""
     warm_up: bool = True
     """Analyse the sample face at startup so the first init does not pay for model loading."""
 
@@ -57,11 +61,17 @@ class Settings(BaseSettings):
     segment_seconds: float = Field(1.0, gt=0)
     live_window_segments: int = Field(6, ge=1)
     keep_all_segments: bool = False
-    """True: an event playlist listing every segment (replayable); False: a sliding live window."""
+    """True: an event playlist listing every segment, all kept on disk (replayable, recordable);
+    False: a sliding live window of ``live_window_segments``, older segment files deleted, so a
+    long session's disk use stays bounded."""
     hls_preset: str = "veryfast"
     output_sample_rate: int = Field(48_000, ge=8_000, le=96_000)
-    latency_lead_ms: float = Field(300.0, ge=40, le=5000)
-    """Speech is scheduled this far ahead of the playhead (engine lookahead + processing margin)."""
+    latency_lead_ms: float = Field(400.0, ge=40, le=5000)
+    """A new utterance starts this far ahead of the playhead: engine lookahead (200 ms for the CPU
+    engine) + render margin (120 ms) + arrival jitter that real-time feeds may have without gaps
+    (the rest, 80 ms by default)."""
+    render_margin_ms: float = Field(120.0, ge=40, le=2000)
+    """How far beyond the engine's lookahead the producer renders ahead of the clock."""
 
     @field_validator("log_level")
     @classmethod
@@ -90,6 +100,10 @@ class Settings(BaseSettings):
             self.inference_workers = cpu_count()
         self.storage_dir = self.storage_dir.expanduser().resolve()
         return self
+
+    @property
+    def render_margin_frames(self) -> int:
+        return max(1, math.ceil(self.render_margin_ms / 1000 * FPS))
 
     @property
     def lead_frames(self) -> int:

@@ -46,7 +46,9 @@ def _ffprobe_exe() -> str:
 
     found = shutil.which("ffprobe")
     if not found:
-        pytest.fail("ffprobe not found: run scripts/test.sh (installs Debian's ffmpeg) or set FACESTREAM_FFPROBE")
+        pytest.fail(
+            "ffprobe not found: run scripts/test.sh (installs Debian's ffmpeg) or set FACESTREAM_FFPROBE"
+        )
     return found
 
 
@@ -74,7 +76,8 @@ def probe(ffprobe):
 @pytest.fixture(scope="session")
 def conformance_dir() -> Path:
     """The IMTalker golden-vector folder; skips unless present, but never skips under CI=true."""
-    d = Path(os.environ.get("FACESTREAM_CONFORMANCE_DIR", ROOT.parent / "shared" / "conformance" / "imtalker"))
+    default = ROOT.parent / "shared" / "conformance" / "imtalker"
+    d = Path(os.environ.get("FACESTREAM_CONFORMANCE_DIR", default))
     if not (d / "README.md").exists():
         if os.environ.get("CI") == "true":
             pytest.fail(f"conformance fixtures missing at {d} (CI=true requires them)")

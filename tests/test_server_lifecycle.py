@@ -4,6 +4,7 @@ pauses, A/V lock per frame, limits (429/503), deletion, expiry, graceful shutdow
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import threading
 import time
@@ -54,7 +55,7 @@ def _segments(client: httpx.Client, sid: str) -> int:
 def test_pause_keeps_segments_flowing_and_frames_stay_locked_to_audio(tmp_path, speech, sample_face_path):
     pcm, rate = speech
     a, b = pcm[: rate * 2], pcm[rate * 4 : rate * 6]
-    with probe_server(tmp_path) as (client, storage, app):
+    with probe_server(tmp_path, keep_all_segments=True) as (client, storage, app):
         sid = init_session(client, sample_face_path.read_bytes(), chunk_duration=0.5)["session_id"]
         time.sleep(0.3)
         r1 = feed(client, sid, wav_bytes(a, rate)).json()
@@ -70,8 +71,11 @@ def test_pause_keeps_segments_flowing_and_frames_stay_locked_to_audio(tmp_path, 
         contexts = app.state.registry.engine.streams[0].contexts
     # the AudioChunkBuffer's windows reach the engine with 20 % of a 0.5 s window as context
     assert contexts[0] == 0 and len(contexts) >= 4 and set(contexts[1:]) == {1600}
-    # every tick is a distinct frame in order (barcodes 0..n-1): no stall, skip or duplicate
-    assert dec.indices == list(range(dec.frames))
+    # after the 0.3 s pre-roll (emitted at once, possibly before the engine rendered it: the avatar's
+    # still image or a repeat) every tick is a distinct frame in order: no stall, skip or duplicate
+    pre = round(0.3 * 25)
+    assert dec.indices[pre:] == list(range(pre, dec.frames))
+    assert all(i is None or i < pre for i in dec.indices[:pre])
     audio = dec.audio_at(16000)
     for chunk, res in ((a, r1), (b, r2)):
         offset, peak = find_in(chunk, audio, 16000)
@@ -148,6 +152,9 @@ def test_idle_sessions_expire_and_release_their_files(tmp_path, sample_face_path
         assert (storage / sid).is_dir()
         time.sleep(1.8)
         assert client.get(f"{API}/status/{sid}").status_code == 404
+        deadline = time.monotonic() + 5
+        while (storage / sid).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)  # released off the event loop: ffmpeg stopped, threads joined, files removed
         assert not (storage / sid).exists()
 
 
@@ -198,3 +205,74 @@ def test_static_page_is_served_at_the_root_without_shadowing_the_api(tmp_path):
         )
         assert client.get("/health").json()["status"] == "ok"
         assert client.get(f"{API}/status/{'a' * 32}").status_code == 404
+
+
+def test_debug_barcode_mode_logs_frame_hand_off_times(tmp_path, sample_face_path):
+    with probe_server(tmp_path, debug_barcode=True) as (client, _, _):
+        sid = init_session(client, sample_face_path.read_bytes())["session_id"]
+        time.sleep(0.5)
+        frames = client.get(f"/api/debug/sessions/{sid}/frame-times").json()["frames"]
+        indices = [i for i, _ in frames]
+        assert len(frames) >= 10 and indices == list(range(len(indices)))
+        assert all(b[1] >= a[1] for a, b in itertools.pairwise(frames))
+    with probe_server(tmp_path / "off") as (client, _, _):
+        assert client.get("/api/debug/clock").status_code == 404
+
+
+class _BrokenEngine(ProbeEngine):
+    """A probe engine whose streams fail on their 20th push (an engine bug, a lost GPU…)."""
+
+    def open_stream(self, avatar, params):
+        stream = super().open_stream(avatar, params)
+        push, calls = stream.push_audio, [0]
+
+        def failing_push(pcm, context=None):
+            calls[0] += 1
+            if calls[0] >= 20:
+                raise RuntimeError("synthetic engine fault")
+            return push(pcm, context)
+
+        stream.push_audio = failing_push
+        return stream
+
+
+def test_an_engine_fault_fails_the_session_and_ends_its_playlist(tmp_path, sample_face_path):
+    settings = Settings(storage_dir=tmp_path / "sessions", static_dir=None)
+    app = create_app(settings, engine=_BrokenEngine())
+    with live_server(app) as url, httpx.Client(base_url=url) as client:
+        sid = init_session(client, sample_face_path.read_bytes())["session_id"]
+        st = wait_status(client, sid, "failed", 10)
+        assert st["status"] == "failed" and "synthetic engine fault" in st["error"]
+        deadline, text = time.monotonic() + 10, ""
+        while not text.rstrip().endswith("#EXT-X-ENDLIST") and time.monotonic() < deadline:
+            time.sleep(0.1)  # the failed session's encoder flushes its last segment, then the list ends
+            r = client.get(f"/hls/{sid}/playlist.m3u8")
+            text = r.text if r.status_code == 200 else ""
+        assert text.rstrip().endswith("#EXT-X-ENDLIST"), text  # viewers are told the stream is over
+        assert feed(client, sid, b"\x00\x00" * 100).status_code == 409
+        assert client.get("/health").json()["live_sessions"] == 0
+
+
+def test_the_live_window_bounds_segments_on_disk(tmp_path, sample_face_path):
+    with probe_server(tmp_path, live_window_segments=2) as (client, storage, _):
+        sid = init_session(client, sample_face_path.read_bytes())["session_id"]
+        time.sleep(5.5)
+        playlist = client.get(f"/hls/{sid}/playlist.m3u8").text
+        on_disk = sorted(p.name for p in (storage / sid).glob("seg_*.ts"))
+    listed = [line for line in playlist.splitlines() if line.endswith(".ts")]
+    assert len(listed) == 2 and int(listed[-1][4:9]) >= 4
+    assert len(on_disk) <= 4 and "seg_00001.ts" not in on_disk  # old files deleted, not just unlisted
+
+
+def test_metrics_are_exposed_for_prometheus(tmp_path, sample_face_path):
+    with probe_server(tmp_path) as (client, _, _):
+        init_session(client, sample_face_path.read_bytes())
+        time.sleep(0.5)
+        r = client.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    values = {
+        line.split()[0]: float(line.split()[1])
+        for line in r.text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert values["facestream_live_sessions"] == 1 and values["facestream_ticks_total"] >= 10

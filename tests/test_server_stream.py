@@ -42,7 +42,7 @@ SPEECH_SECONDS = 4.0
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     storage = tmp_path_factory.mktemp("sessions")
-    app = create_app(Settings(storage_dir=storage, static_dir=None, max_sessions=6))
+    app = create_app(Settings(storage_dir=storage, static_dir=None, max_sessions=6, keep_all_segments=True))
     with live_server(app) as url:
         yield url, storage
 
@@ -123,7 +123,7 @@ def test_chunked_wav_mp3_and_raw_pcm_stream_in_sync(
         # stale ticks (a late frame shown as the previous picture) depend on machine load, which
         # other test runs share; the A/V invariants below must hold regardless
         assert st["error"] is None and st["stale_ticks"] < st["total_frames_generated"], st
-        assert res["first_segment_s"] < 1.6, res["first_segment_s"]
+        assert res["first_segment_s"] < 1.4, res["first_segment_s"]  # measured ~0.8 s (0.3 s pre-roll)
         assert res["playlist_headers"]["content-type"] == "application/vnd.apple.mpegurl"
         assert "no-cache" in res["playlist_headers"]["cache-control"]
         assert res["playlist"].rstrip().endswith("#EXT-X-ENDLIST")
