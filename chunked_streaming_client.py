@@ -12,6 +12,8 @@
 Command line (decodes any audio file, sends raw PCM s16le chunks at ``audio_sample_rate``):
 
     python chunked_streaming_client.py --image face.jpg --audio speech.wav [--realtime|--fast] [--chunk 0.5]
+    python chunked_streaming_client.py --mode render --image face.jpg --audio speech.wav -o out.mp4
+    python chunked_streaming_client.py --mode stream --image face.jpg --audio speech.wav [--wait]
 
 ``--realtime`` (default) sends one chunk per chunk-duration, one chunk ahead of playback, as a
 live source would; ``--fast`` sends everything at once (the server queues it, bounded).
@@ -22,15 +24,33 @@ Errors from the server raise ``StreamingClientError`` with its message and HTTP 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 API = "/api/audio-driven/chunked"
+WHOLE_API = "/api/audio-driven"
+
+
+def _fields(params: dict[str, Any]) -> dict[str, str]:
+    """Engine parameters as the form fields the server parses (lists as JSON, bools lower case)."""
+    out = {}
+    for key, value in params.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            out[key] = str(value).lower()
+        elif isinstance(value, list | tuple):
+            out[key] = json.dumps(list(value))
+        else:
+            out[key] = str(value)
+    return out
 
 
 class StreamingClientError(RuntimeError):
@@ -108,6 +128,54 @@ class ChunkedStreamingClient:
 
     def get_status(self) -> dict[str, Any]:
         return self._json(self._http.get(f"{API}/status/{self._require_session()}"))
+
+    # -- whole-audio endpoints -------------------------------------------------------------------
+    def render(
+        self, image_path: str | Path, audio_path: str | Path, out_path: str | Path, **params: Any
+    ) -> Path:
+        """``POST /api/audio-driven``: the whole audio file → an MP4 written to ``out_path``.
+
+        ``params``: crop, seed, nfe, cfg_scale, pose_style, gaze_style (as for ``init_session``).
+        """
+        out = Path(out_path)
+        with (
+            self._whole_audio_files(image_path, audio_path) as files,
+            self._http.stream("POST", WHOLE_API, data=_fields(params), files=files, timeout=None) as r,
+        ):
+            if r.status_code >= 400:
+                r.read()
+                self._json(r)
+            tmp = out.with_name(f".{out.name}.part")
+            with open(tmp, "wb") as f:
+                for block in r.iter_bytes(1 << 20):
+                    f.write(block)
+            tmp.replace(out)
+        return out
+
+    def stream_file(self, image_path: str | Path, audio_path: str | Path, **params: Any) -> str:
+        """``POST /api/audio-driven/stream``: returns the absolute HLS URL at once (the playlist grows
+        while the clip renders and ends with ``#EXT-X-ENDLIST``). The session is this client's
+        current one: ``get_status()`` / ``cleanup()`` / ``recording_url`` apply to it."""
+        with self._whole_audio_files(image_path, audio_path) as files:
+            r = self._http.post(f"{WHOLE_API}/stream", data=_fields(params), files=files)
+        info = self._json(r)
+        self.session_id = info["session_id"]
+        self.hls_url = self.server_url + info["hls_url"]
+        return self.hls_url
+
+    @property
+    def recording_url(self) -> str:
+        """The current session so far as one MP4 (chunked or progressive)."""
+        return f"{self.server_url}{API}/session/{self._require_session()}/recording.mp4"
+
+    @contextlib.contextmanager
+    def _whole_audio_files(self, image_path: str | Path, audio_path: str | Path) -> Iterator[dict[str, Any]]:
+        image, audio = Path(image_path), Path(audio_path)
+        with open(image, "rb") as fi, open(audio, "rb") as fa:
+            yield {
+                "image": (image.name, fi, "application/octet-stream"),
+                "audio": (audio.name, fa, "application/octet-stream"),
+            }
 
     def cleanup(self) -> dict[str, Any] | None:
         """Delete the session (stops it and removes its files). Safe to call twice."""
@@ -187,9 +255,36 @@ def _progress(done: int, total: int, status: dict[str, Any]) -> None:
     sys.stderr.flush()
 
 
+def _whole_file_mode(args: argparse.Namespace) -> int:
+    params = {"crop": not args.no_crop, "seed": args.seed}
+    with ChunkedStreamingClient(args.server, timeout=600) as client:
+        if args.mode == "render":
+            started = time.monotonic()
+            out = client.render(args.image, args.audio, args.out, **params)
+            print(f"wrote {out} in {time.monotonic() - started:.1f} s", flush=True)
+            return 0
+        print(f"HLS: {client.stream_file(args.image, args.audio, **params)}", flush=True)
+        print(f"recording: {client.recording_url}", flush=True)
+        if args.wait:
+            while (status := client.get_status())["status"] in ("streaming", "draining"):
+                sys.stderr.write(f"\rrendered {status.get('progress', 0):.0%}")
+                time.sleep(0.5)
+            sys.stderr.write("\n")
+            print(json.dumps(status, indent=2))
+        if args.cleanup:
+            client.cleanup()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Stream an audio file to a facestream session in chunks.")
     ap.add_argument("--server", default="http://127.0.0.1:9999")
+    ap.add_argument(
+        "--mode", choices=("chunked", "render", "stream"), default="chunked",
+        help="chunked: live session fed in chunks; render: whole file → MP4 (--out); "
+        "stream: whole file → progressive HLS (prints the URL)",
+    )  # fmt: skip
+    ap.add_argument("-o", "--out", type=Path, default=Path("facestream.mp4"), help="MP4 for --mode render")
     ap.add_argument("--image", required=True, type=Path)
     ap.add_argument("--audio", required=True, type=Path)
     pace = ap.add_mutually_exclusive_group()
@@ -202,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--wait", action="store_true", help="wait until the playlist ends, then print the status")
     ap.add_argument("--cleanup", action="store_true", help="delete the session at the end")
     args = ap.parse_args(argv)
+    if args.mode != "chunked":
+        return _whole_file_mode(args)
 
     with ChunkedStreamingClient(args.server) as client:
         info = client.init_session(

@@ -105,16 +105,16 @@ def mp4_command(s: EncodeSettings, audio_fd: int, path: Path) -> list[str]:
     return _compile(out)
 
 
-def remux_command(out_path: Path) -> list[str]:
+def remux_command(out_path: Path, input_format: str = "mpegts") -> list[str]:
     """ffmpeg args to turn MPEG-TS bytes on stdin (concatenated segments) into an MP4, no re-encode.
 
     TS segments of one muxer run are byte-concatenable with continuous timestamps, so piping them
     in order avoids the concat demuxer's per-file rebasing and any command-line length limit.
+    ``input_format="mp4"``: an LL-HLS init segment followed by its fMP4 segments (also one stream).
     """
-    stream = ffmpeg.input("pipe:0", format="mpegts")
-    out = ffmpeg.output(
-        stream, str(out_path), c="copy", **{"bsf:a": "aac_adtstoasc"}, f="mp4", movflags="+faststart"
-    )
+    stream = ffmpeg.input("pipe:0", format=input_format)
+    bsf = {"bsf:a": "aac_adtstoasc"} if input_format == "mpegts" else {}
+    out = ffmpeg.output(stream, str(out_path), c="copy", **bsf, f="mp4", movflags="+faststart")
     return _compile(out)
 
 

@@ -92,16 +92,20 @@ class Mp4Writer:
 def remux_hls_to_mp4(segment_paths: list[Path], out_path: Path, timeout: float = 120.0) -> Path:
     """Join a session's TS segments (in order) into one MP4 without re-encoding (+faststart).
 
-    Writes to a temporary name next to ``out_path`` and renames, so a reader never sees half a file.
+    LL-HLS sessions give ``[init.mp4, seg_<n>.m4s, …]`` (``LlHlsSink.segment_paths``): an init
+    segment first means fragmented MP4 input. Writes to a temporary name next to ``out_path`` and
+    renames, so a reader never sees half a file.
     """
     if not segment_paths:
         raise ValueError("no segments to remux")
     out_path = Path(out_path)
     tmp = out_path.with_name(f".{out_path.name}.part.mp4")
+    input_format = "mp4" if Path(segment_paths[0]).suffix == ".mp4" else "mpegts"
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(
-            remux_command(tmp), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors
-        )
+            remux_command(tmp, input_format),
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors,
+        )  # fmt: skip
         assert proc.stdin is not None
         try:
             with proc.stdin as sink:

@@ -221,7 +221,32 @@ class HlsSink:
                 for seg in listed:
                     if seg.sequence not in self._published:
                         self._published[seg.sequence] = PublishedSegment(seg, self.out_dir / seg.uri, now)
+                self._fill_gaps(now)
                 self._seen_cond.notify_all()
+
+    def _fill_gaps(self, now: float) -> None:
+        """Log segments that entered and left the live window between two polls.
+
+        Fed faster than real time with a short window, ffmpeg can publish and retire a segment
+        before the watcher sees the playlist. The file names are sequential, so a missing
+        sequence number whose file exists is recovered from disk (nominal duration: its EXTINF
+        was never seen). Caller holds ``_seen_cond``.
+        """
+        if len(self._published) < 2:
+            return
+        known = sorted(self._published)
+        ref = self._published[known[-1]].segment
+        digits = "".join(ch for ch in ref.uri if ch.isdigit())
+        if not digits:
+            return
+        offset = int(digits) - ref.sequence
+        for seq in range(known[0] + 1, known[-1]):
+            if seq in self._published:
+                continue
+            path = self.out_dir / (SEGMENT_PATTERN % (seq + offset))
+            if path.exists():
+                seg = Segment(sequence=seq, uri=path.name, duration=self.segment_seconds)
+                self._published[seq] = PublishedSegment(seg, path, now)
 
 
 ProgressiveHLSGenerator = HlsSink

@@ -61,6 +61,7 @@ class CpuEngineStream:
 
     def __init__(self, renderer: FaceRenderer, params: EngineParams) -> None:
         self._renderer = renderer
+        self._params = params
         self._motion = MotionStream(params)
         self._closed = False
 
@@ -76,6 +77,18 @@ class CpuEngineStream:
     def flush(self) -> list[VideoFrame]:
         self._check_open()
         return self._render(self._motion.flush())
+
+    def rewind(self, frame_index: int) -> None:
+        """Forget all audio from timeline frame ``frame_index`` on; the next push starts there.
+
+        Why: barge-in. The stream has already listened up to lookahead + margin past the playhead;
+        a session that drops that speech rewinds the stream to just after the playhead and pushes
+        silence instead, so the frames it re-renders are idle. Cheap: a new MotionStream starting at
+        ``frame_index`` (the renderer is shared); the nod spring and loudness gate start at rest.
+        """
+        self._check_open()
+        self._motion.close()
+        self._motion = MotionStream(self._params, start_index=frame_index)
 
     def close(self) -> None:
         if not self._closed:

@@ -12,16 +12,18 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from models.engine import Engine
 from models.engines import create_engine
-from server.errors import PayloadTooLargeError, error_response, install_error_handlers, status_for
+from server.errors import install_error_handlers
+from server.hardening import install_hardening
 from server.inference import InferenceAgent
+from server.realtime.mount import include_realtime, open_gateway
 from server.registry import SessionRegistry
-from server.routes import chunked, health, hls, metrics
+from server.routes import batch, chunked, health, hls, metrics, ready
 from server.settings import Settings
 
 log = logging.getLogger("facestream.app")
@@ -69,14 +71,19 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         if removed:
             log.info("removed %d session directories left by an earlier run", removed)
         app.state.registry = registry
+        registry.metrics = app.state.metrics
+        app.state.metrics.bind(registry)
         app.state.frame_logs = registry.frame_logs
+        gateway = open_gateway(app, settings)
         sweeper = asyncio.create_task(_sweep(registry, settings.sweep_interval_s), name="session-sweeper")
         try:
             yield
         finally:
+            app.state.shutting_down = True  # /ready answers 503 from here on
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+            await gateway.close()
             await registry.shutdown()
             await asyncio.to_thread(agent.close)
 
@@ -85,26 +92,23 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.add_middleware(
         CORSMiddleware,
         allow_origins=["*"],
-        allow_methods=["GET"],
+        allow_methods=["GET", "POST", "DELETE"],  # the JS client works cross-origin (no credentials)
         allow_headers=["*"],
         allow_credentials=False,
     )
-    body_limit = max(settings.max_image_bytes, settings.max_audio_chunk_bytes) + 1024 * 1024
-
-    @app.middleware("http")
-    async def _limit_body(request: Request, call_next):  # refuse huge bodies before parsing them
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > body_limit:
-            err = PayloadTooLargeError(
-                f"request body of {length} bytes exceeds the limit of {body_limit} bytes"
-            )
-            return error_response(status_for(err), str(err))
-        return await call_next(request)
+    install_hardening(app, settings)  # body limits while streaming, rate limit, error metrics
 
     app.include_router(chunked.router)
+    app.include_router(batch.router)  # whole-audio MP4/stream, recordings, preview
+    if settings.hls_mode == "ll":  # before the TS route: it serves the same /hls/<id>/… URLs
+        from server import llhls_routes
+
+        app.include_router(llhls_routes.router)
     app.include_router(hls.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(ready.router)
+    include_realtime(app, settings)
     if settings.debug_barcode:
         from server import debug_latency
 

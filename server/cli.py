@@ -7,7 +7,6 @@ validated once, before anything starts; a bad value prints the reason and exits 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -28,6 +27,7 @@ _SERVE_FLAGS = {
     "latency_lead_ms": (float, "start new utterances this far ahead of the playhead (default 400 ms)"),
     "live_window_segments": (int, "segments listed in the live playlist (default 6)"),
     "log_level": (str, "critical|error|warning|info|debug"),
+    "log_format": (str, "text (default) or json: one JSON object per line, with session ids"),
 }
 
 
@@ -70,9 +70,9 @@ def _serve(args: argparse.Namespace) -> int:
     except ValidationError as e:
         print(f"facestream: invalid settings:\n{e}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    from server.logging_setup import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings)
     print(
         f"facestream: serving on http://{settings.host}:{settings.port} (engine {settings.engine})",
@@ -83,6 +83,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=None,  # uvicorn's loggers propagate to configure_logging's handler
         timeout_graceful_shutdown=20,
     )
     return 0

@@ -59,6 +59,14 @@ class CapacityError(RetryLaterError):
     """The server already runs ``max_sessions`` sessions."""
 
 
+class RecordingUnavailableError(FacestreamError):
+    """A session recording was asked for before the session published any segment."""
+
+
+class StorageUnavailableError(FacestreamError):
+    """The session storage dir cannot be written (full, read-only, missing): 507, never a 500."""
+
+
 class IllegalTransitionError(FacestreamError):
     """A session state change that the lifecycle does not allow (a bug or a race lost)."""
 
@@ -69,8 +77,10 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (PayloadTooLargeError, 413),
     (SessionFinishedError, 409),
     (IllegalTransitionError, 409),
+    (RecordingUnavailableError, 409),
     (SpeechQueueFullError, 429),
     (CapacityError, 503),
+    (StorageUnavailableError, 507),
     (InvalidImageError, 400),
     (ImageTooSmallError, 422),
     (NoFaceFoundError, 422),
@@ -89,6 +99,16 @@ def _realtime_statuses() -> list[tuple[type[Exception], int]]:
 
 
 _STATUS += _realtime_statuses()
+
+
+def _llhls_statuses() -> list[tuple[type[Exception], int]]:
+    """LL-HLS delivery errors (blocking playlist reload: 400 / 503 per RFC 8216bis)."""
+    from server.llhls_errors import LLHLS_ERROR_STATUS
+
+    return list(LLHLS_ERROR_STATUS.items())
+
+
+_STATUS += _llhls_statuses()
 
 
 def status_for(exc: Exception) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import threading
+from collections.abc import Callable
 
 import numpy as np
 
@@ -43,6 +44,14 @@ class FrameQueue:
             self._next_tick = index + 1
             return self._frames.pop(index, None)
 
+    def discard_from(self, index: int) -> int:
+        """Forget every queued frame from ``index`` on (barge-in re-renders them); returns how many."""
+        with self._lock:
+            gone = [k for k in self._frames if k >= index]
+            for k in gone:
+                del self._frames[k]
+            return len(gone)
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._frames)
@@ -57,6 +66,7 @@ class LatenessStats:
         self.count = 0
         self.late = 0  # frames completed after their deadline
         self.worst = float("-inf")
+        self.observer: Callable[[float], None] | None = None  # e.g. a Prometheus histogram's observe
 
     def add(self, lateness: float) -> None:
         with self._lock:
@@ -65,6 +75,8 @@ class LatenessStats:
             if lateness > 0:
                 self.late += 1
             self.worst = max(self.worst, lateness)
+        if self.observer is not None:
+            self.observer(lateness)
 
     def values(self) -> np.ndarray:
         with self._lock:

@@ -14,13 +14,16 @@ or ``error`` when the session finishes; the bus closes with the session.
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import Executor
 
 import numpy as np
 
 from models.types import ENGINE_SAMPLE_RATE, FPS, AudioSlice, VideoFrame
 from server.errors import SpeechQueueFullError
+from server.barcode import stamp_barcode
 from server.realtime import protocol
+from server.realtime.debug import IngestLog
 from server.realtime.errors import SpeechBacklogFullError
 from server.realtime.events import EventBus
 from server.realtime.ticks import RingTickFanout
@@ -35,9 +38,11 @@ class _SpeechEdges:
         self._session = session
         self._events = events
         self._speaking = False
+        self._next = 0
         self.interrupted = False
 
     def publish(self, frame: VideoFrame, audio: AudioSlice) -> None:
+        self._next = frame.index + 1
         speaking = self._session.schedule.is_speech_frame(frame.index)
         if speaking and not self._speaking:
             self._events.publish(protocol.speech_started(frame.index, FPS))
@@ -47,6 +52,9 @@ class _SpeechEdges:
         self._speaking = speaking
 
     def close(self) -> None:
+        if self._speaking:  # the timeline ended on the utterance's last frame: it ended there
+            self._events.publish(protocol.speech_ended(self._next, FPS, interrupted=self.interrupted))
+            self._speaking = False
         state = self._session.state
         if state is SessionState.COMPLETE:
             self._events.publish(protocol.complete())
@@ -55,26 +63,45 @@ class _SpeechEdges:
         self._events.close()
 
 
+class _BarcodeStamper:
+    """Debug only (``debug_barcode``): stamps each tick's frame index before the fan-out sees it,
+    so a WebRTC viewer can read which frame it shows (as the HLS sink's frames are stamped)."""
+
+    def __init__(self, inner: RingTickFanout) -> None:
+        self._inner = inner
+
+    def publish(self, frame: VideoFrame, audio: AudioSlice) -> None:
+        stamped = VideoFrame(frame.index, stamp_barcode(frame.image, frame.index), frame.speech, frame.motion)
+        self._inner.publish(stamped, audio)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 class RealtimeSessionAdapter:
-    def __init__(self, session: Session, executor: Executor) -> None:
+    def __init__(self, session: Session, executor: Executor, *, debug_barcode: bool = False) -> None:
         self._session = session
         self._executor = executor
         self.session_id = session.session_id
         self.sample_rate = session.raw_sample_rate
         self.fanout = RingTickFanout()
         self.events = EventBus()
+        self.ingest_log: IngestLog | None = IngestLog() if debug_barcode else None
         self._edges = _SpeechEdges(session, self.events)
-        session.subscribe(self.fanout)
+        session.subscribe(_BarcodeStamper(self.fanout) if debug_barcode else self.fanout)
         session.subscribe(self._edges)
 
     async def feed_pcm(self, pcm: np.ndarray, sample_rate: int) -> float:
         loop = asyncio.get_running_loop()
+        arrived = time.time()
         try:
             async with self._session.feed_order:
                 result = await loop.run_in_executor(self._executor, self._session.push_pcm, pcm, sample_rate)
         except SpeechQueueFullError as e:
             queued = self._session.schedule.queued_samples(self._session.playhead) / ENGINE_SAMPLE_RATE
             raise SpeechBacklogFullError(str(e), queued_seconds=queued, retry_after_s=e.retry_after) from None
+        if self.ingest_log is not None and result.placement is not None:
+            self.ingest_log.record(arrived, result.placement.start_sample)
         return result.queued_samples / ENGINE_SAMPLE_RATE
 
     async def finalize(self) -> None:

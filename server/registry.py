@@ -16,9 +16,10 @@ file removal) goes to the agent's ``blocking`` pool.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,11 @@ from models.face.decode import decode_image_bytes
 from models.types import ENGINE_SAMPLE_RATE, EngineParams
 from server.debug_latency import BarcodeStampingSink, FrameLogs
 from server.errors import CapacityError
+from server.faults import RestartingSink, storage_error
 from server.ids import is_valid_session_id, new_session_id, validate_session_id
 from server.inference import InferenceAgent
+from server.llhls_sink import create_llhls_sink
+from server.recording import SegmentRetention
 from server.session import Session, SessionConfig
 from server.settings import Settings
 
@@ -47,6 +51,7 @@ class SessionRegistry:
         self._realtime: dict[str, Any] = {}
         self.frame_logs = FrameLogs()  # only filled when settings.debug_barcode
         self._creating = 0
+        self.metrics: Any = None  # server.metrics.ServerMetrics, set by the app
 
     # -- creation ------------------------------------------------------------------------------
     def live_count(self) -> int:
@@ -75,9 +80,12 @@ class SessionRegistry:
                     chunk_duration,
                     audio_sample_rate,
                 )
-            except BaseException:
+            except BaseException as e:
                 await self._blocking(shutil.rmtree, directory, True)
-                raise
+                mapped = storage_error(e)
+                if mapped is None:
+                    raise
+                raise mapped from e
             self._sessions[session_id] = session
             log.info("session %s started (%dx%d)", session_id, *avatar.size)
             return session
@@ -102,17 +110,27 @@ class SessionRegistry:
         s = self.settings
         directory.mkdir(parents=True, exist_ok=False)
         width, height = avatar.size
-        sink = HlsSink(
-            directory,
-            width,
-            height,
-            sample_rate=s.output_sample_rate,
-            segment_seconds=s.segment_seconds,
-            list_size=s.live_window_segments,
-            event_playlist=s.keep_all_segments,
-            delete_old_segments=not s.keep_all_segments,
-            preset=s.hls_preset,
-        )
+        if s.hls_mode == "ll":  # one encoder per session either way (server.llhls_sink)
+            sink = create_llhls_sink(s, directory, width, height)
+        else:  # a dead ffmpeg is restarted behind a discontinuity, at most max_sink_restarts times
+            sink = RestartingSink(
+                lambda resume: HlsSink(
+                    directory,
+                    width,
+                    height,
+                    sample_rate=s.output_sample_rate,
+                    segment_seconds=s.segment_seconds,
+                    list_size=s.live_window_segments,
+                    event_playlist=s.keep_all_segments,
+                    # recordings (server.recording): files outlive the live window, pruned below
+                    delete_old_segments=not s.keep_all_segments and s.recording_max_seconds <= 0,
+                    preset=s.hls_preset,
+                    resume=resume,
+                ),
+                s.max_sink_restarts,
+                self._sink_restarted,
+                f"session {session_id}",
+            )
         if s.debug_barcode:
             sink = BarcodeStampingSink(sink, self.frame_logs.open(session_id))
         stream = None
@@ -132,13 +150,43 @@ class SessionRegistry:
                 engine_name=getattr(self.engine, "name", s.engine),
                 raw_sample_rate=audio_sample_rate, chunk_duration=chunk_duration,
             )  # fmt: skip
+            if self.metrics is not None:
+                self.metrics.watch_session(session)
             session.start()
+            retention = SegmentRetention.for_settings(directory, s, self.agent.blocking)
+            if s.hls_mode == "ll":  # the LL sink keeps its own archive (server.llhls_sink)
+                retention = None
+            if retention is not None:
+                session.subscribe(retention)
             return session
         except BaseException:
             sink.close()
             if stream is not None:
                 stream.close()
             raise
+
+    def _sink_restarted(self, count: int, reason: str) -> None:
+        if self.metrics is not None:
+            self.metrics.ffmpeg_restarts.inc()
+
+    @contextlib.contextmanager
+    def reserve(self) -> Iterator[None]:
+        """Hold one live-session slot while a session is built outside ``create`` (progressive
+        renders, server.progressive), then ``adopt`` it; CapacityError when full."""
+        if self.live_count() >= self.settings.max_sessions:
+            raise CapacityError(
+                f"the server is at capacity ({self.settings.max_sessions} live sessions); try again shortly",
+                retry_after=10,
+            )
+        self._creating += 1
+        try:
+            yield
+        finally:
+            self._creating -= 1
+
+    def adopt(self, session: Any) -> None:
+        """Register a session built elsewhere (same duck type as Session: status, close, directory…)."""
+        self._sessions[session.session_id] = session
 
     # -- lookup and removal --------------------------------------------------------------------
     def get(self, session_id: str) -> Session:
@@ -157,7 +205,9 @@ class SessionRegistry:
         session = self.get(session_id)
         adapter = self._realtime.get(session.session_id)
         if adapter is None:
-            adapter = RealtimeSessionAdapter(session, self.agent.blocking)
+            adapter = RealtimeSessionAdapter(
+                session, self.agent.blocking, debug_barcode=self.settings.debug_barcode
+            )
             self._realtime[session.session_id] = adapter
         return adapter
 

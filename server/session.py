@@ -47,6 +47,10 @@ from server.timeline import Placement
 
 log = logging.getLogger("facestream.session")
 
+INTERRUPT_KEEP_FRAMES = 2
+"""Frames after the playhead that still play after a barge-in (80 ms): the producer re-renders
+from there, so the clock does not run out of rendered frames while it does."""
+
 
 class TickSink(Protocol):
     """The session's primary output (HlsSink): one tick at a time, ended once."""
@@ -142,6 +146,7 @@ class Session:
         self._stop = threading.Event()
         self._pump_lock = threading.Lock()
         self._pump_busy = False
+        self._pump_paused = False  # interrupt() holds the producer while it rewinds
         self._pump_idle = threading.Event()
         self._pump_idle.set()
         self._t0 = 0.0
@@ -214,12 +219,34 @@ class Session:
         return self.push_speech(None, final=True)
 
     def interrupt(self) -> float:
-        """Barge-in: drop queued speech the engine has not consumed yet; returns the seconds dropped.
+        """Barge-in: drop queued and in-flight speech; returns the seconds dropped.
 
-        What is already rendered (at most ``lead`` frames) still plays; after that the face idles.
+        With an engine stream that can ``rewind`` (the CPU engine), speech stops
+        ``INTERRUPT_KEEP_FRAMES`` after the playhead: the producer is paused, frames rendered beyond
+        that point are discarded, the timeline and the stream are rewound to it and re-render
+        silence (idle). Other engines drop only what they have not consumed yet, so what is already
+        rendered (at most the render horizon) still plays.
         """
         with self._feed_lock:
-            return self.schedule.interrupt()
+            rewind = getattr(self._stream, "rewind", None)
+            if not callable(rewind):
+                return self.schedule.interrupt()
+            with self._pump_lock:
+                self._pump_paused = True
+            try:
+                self._pump_idle.wait(10.0)
+                # the stream has returned every frame before ``rendered_end``; cutting later than
+                # that would leave frames nobody renders
+                rendered_end = self.schedule.consumed // SAMPLES_PER_FRAME - self.lookahead
+                cut = max(0, min(self._playhead + INTERRUPT_KEEP_FRAMES, rendered_end))
+                dropped = self.schedule.interrupt(cut * SAMPLES_PER_FRAME)
+                self.frames.discard_from(cut)
+                rewind(cut)
+            finally:
+                with self._pump_lock:
+                    self._pump_paused = False
+            self._maybe_pump()
+            return dropped
 
     # -- subscribers ---------------------------------------------------------------------------
     def subscribe(self, sub: TickSubscriber) -> None:
@@ -243,6 +270,11 @@ class Session:
     @property
     def state(self) -> SessionState:
         return self._state.state
+
+    @property
+    def sink(self) -> TickSink:
+        """The primary output, read-only (the LL-HLS routes reach its timeline through it)."""
+        return self._sink
 
     @property
     def playhead(self) -> int:
@@ -350,7 +382,7 @@ class Session:
 
     def _maybe_pump(self) -> None:
         with self._pump_lock:
-            if self._pump_busy or self._stop.is_set():
+            if self._pump_busy or self._pump_paused or self._stop.is_set():
                 return
             due = self._target() - self.schedule.consumed
             if due < self.config.min_push_frames * SAMPLES_PER_FRAME and self._playhead > 0:
@@ -373,7 +405,7 @@ class Session:
 
     def _pump(self) -> None:
         try:
-            while not self._stop.is_set():
+            while not self._stop.is_set() and not self._pump_paused:
                 want = self._target() - self.schedule.consumed
                 if want <= 0:
                     break

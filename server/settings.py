@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.types import FPS
+from server.webrtc.settings import IceServerSetting
 
 SESSIONS_PER_CORE = 2
 """Live CPU-engine sessions per core at p99 frame lateness < 100 ms (512² frames, HLS encode
@@ -57,6 +58,22 @@ class Settings(BaseSettings):
     max_image_bytes: int = Field(20 * 1024 * 1024, gt=0)
     max_audio_chunk_bytes: int = Field(16 * 1024 * 1024, gt=0)
     max_chunk_seconds: float = Field(60.0, gt=0)
+    max_audio_file_bytes: int = Field(200 * 1024 * 1024, gt=0)
+    """Whole-file uploads (``POST /api/audio-driven`` and ``/stream``)."""
+    max_request_bytes: int = Field(1024 * 1024, gt=0)
+    """Body limit of every other route (JSON, SDP offers); enforced while the body streams in."""
+    max_image_pixels: int = Field(50_000_000, gt=0)
+    """Checked from the image header before decoding (decompression bombs → 413)."""
+    rate_limit_per_s: float = Field(30.0, ge=0)
+    """API requests per second per client IP (token bucket refill); 0 disables rate limiting."""
+    rate_limit_burst: int = Field(120, ge=1)
+    rate_limit_clients: int = Field(10_000, ge=1)
+    """Client buckets kept (LRU): bounds the limiter's memory under address floods."""
+    max_sink_restarts: int = Field(3, ge=0)
+    """Times a session's ffmpeg may be restarted (playlist continues after a discontinuity)
+    before the session fails."""
+    log_format: str = "text"
+    """``text`` or ``json`` (one JSON object per line, with ``session_id`` when known)."""
 
     segment_seconds: float = Field(1.0, gt=0)
     live_window_segments: int = Field(6, ge=1)
@@ -64,7 +81,27 @@ class Settings(BaseSettings):
     """True: an event playlist listing every segment, all kept on disk (replayable, recordable);
     False: a sliding live window of ``live_window_segments``, older segment files deleted, so a
     long session's disk use stays bounded."""
+    recording_max_seconds: float = Field(1800.0, ge=0)
+    """Session recordings (``GET …/session/{id}/recording.mp4``, server.recording): segment files
+    stay on disk after leaving the live window, up to this many seconds per session (the oldest
+    are deleted beyond it); 0 = no recording, files deleted as they leave the live window."""
+    max_batch_audio_seconds: float = Field(600.0, gt=0)
+    """Longest audio ``POST /api/audio-driven`` and ``/stream`` accept (413 beyond)."""
+    max_batch_renders: int = Field(0, ge=0, description="0 = one per two cores (at least 1)")
+    """Concurrent ``POST /api/audio-driven`` renders; beyond it → 503 + Retry-After."""
+    batch_defer_s: float = Field(5.0, gt=0)
+    """Whole-audio renders submit each step with this deadline offset, so live sessions' frames
+    (due within ~0.3 s) always go first in the EDF executor, yet a render cannot starve forever."""
     hls_preset: str = "veryfast"
+    hls_mode: str = "ts"
+    """``ll``: Low-Latency HLS (fMP4 parts, blocking playlist reload; server.llhls_routes), ~0.6 s
+    glass to glass in hls.js and still a valid plain playlist for players without LL support;
+    ``ts``: MPEG-TS segments from ffmpeg's HLS muxer (~1.3 s). Same ``/hls/<id>/playlist.m3u8``
+    and one encoder per session either way (benchmarks/glass_to_glass_llhls.py)."""
+    llhls_part_seconds: float = Field(0.2, gt=0)
+    """LL-HLS part length (whole frames; the segment a whole number of parts)."""
+    llhls_block_timeout_s: float = Field(3.0, gt=0)
+    """How long a blocking playlist/part request is held before 503 (the RFC: ~3 target durations)."""
     output_sample_rate: int = Field(48_000, ge=8_000, le=96_000)
     latency_lead_ms: float = Field(400.0, ge=40, le=5000)
     """A new utterance starts this far ahead of the playhead: engine lookahead (200 ms for the CPU
@@ -73,12 +110,31 @@ class Settings(BaseSettings):
     render_margin_ms: float = Field(120.0, ge=40, le=2000)
     """How far beyond the engine's lookahead the producer renders ahead of the clock."""
 
+    webrtc_ice_servers: list[IceServerSetting] = []
+    """STUN/TURN servers for WebRTC viewers, JSON (see server.webrtc.settings); none on a LAN."""
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, v: str) -> str:
         v = v.lower()
         if v not in {"critical", "error", "warning", "info", "debug"}:
             raise ValueError("log_level must be one of critical, error, warning, info, debug")
+        return v
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, v: str) -> str:
+        v = v.lower()
+        if v not in {"text", "json"}:
+            raise ValueError("log_format must be 'text' or 'json'")
+        return v
+
+    @field_validator("hls_mode")
+    @classmethod
+    def _hls_mode(cls, v: str) -> str:
+        v = v.lower()
+        if v not in {"ts", "ll"}:
+            raise ValueError("hls_mode must be 'ts' or 'll'")
         return v
 
     @field_validator("engine")
@@ -94,10 +150,15 @@ class Settings(BaseSettings):
         frames = self.segment_seconds * FPS
         if abs(frames - round(frames)) > 1e-6:
             raise ValueError("segment_seconds × 25 must be a whole number of frames")
+        part = self.llhls_part_seconds * FPS
+        if abs(part - round(part)) > 1e-6 or round(frames) % max(1, round(part)):
+            raise ValueError("llhls_part_seconds must be whole frames and divide segment_seconds")
         if self.max_sessions == 0:
             self.max_sessions = cpu_count() * SESSIONS_PER_CORE
         if self.inference_workers == 0:
             self.inference_workers = cpu_count()
+        if self.max_batch_renders == 0:
+            self.max_batch_renders = max(1, cpu_count() // 2)
         self.storage_dir = self.storage_dir.expanduser().resolve()
         return self
 

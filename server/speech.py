@@ -94,12 +94,14 @@ class SpeechSchedule:
     def _holding(self) -> bool:
         return any(r.emitted < r.expected for r in (self._to_engine, self._to_output))
 
-    def interrupt(self) -> float:
-        """Drop every speech sample the engine has not consumed yet; returns the seconds dropped."""
+    def interrupt(self, at: int | None = None) -> float:
+        """Drop every speech sample after timeline sample ``at`` (default: what the engine has not
+        consumed yet; an earlier ``at`` rewinds the producer's cursor, see ``SpeechTimeline.truncate``);
+        returns the seconds dropped."""
         with self._ingest_lock:
             self._flush_locked()
             with self._lock:
-                dropped = self.timeline.truncate(self.out_rate)
+                dropped = self.timeline.truncate(self.out_rate, at)
                 self.buffer.drop_pending()
                 self._window = None
         return dropped / ENGINE_SAMPLE_RATE

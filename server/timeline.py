@@ -153,11 +153,18 @@ class SpeechTimeline:
         self.end_frame = max(self.runs[-1].end_frame if self.runs else 0, playhead)
         return self.end_frame
 
-    def truncate(self, out_rate: int) -> int:
-        """Cut all speech after ``consumed`` (barge-in); returns the engine-rate samples dropped.
+    def truncate(self, out_rate: int, at: int | None = None) -> int:
+        """Cut all speech after timeline sample ``at`` (default ``consumed``; barge-in); returns
+        the engine-rate samples dropped.
 
+        ``at`` before ``consumed`` rewinds the producer's cursor to ``at``: the caller must rewind
+        its engine stream to the same sample (the engine re-listens to silence from there).
         Stream totals keep counting, so later speech continues at fresh stream positions.
         """
+        cut = self.consumed if at is None else at
+        if not 0 <= cut <= self.consumed:
+            raise ValueError(f"cut at {cut} must lie in [0, consumed={self.consumed}]")
+        self.consumed = cut
         dropped = 0
         keep: list[SpeechRun] = []
         for run in self.runs:

@@ -8,6 +8,8 @@ import { MicCapture, decodeAudioFile, streamRealtime } from './audio-input.js';
 import { LatencyProbe, measureClockOffset } from './latency-probe.js';
 import { LivePlayer } from './player.js';
 import { StatusPanel } from './status-panel.js';
+import { RtcPlayer } from './rtc-player.js';
+import { RtcSocket } from './rtc-socket.js';
 
 const $ = (id) => document.getElementById(id);
 const MAX_PENDING_FEEDS = 8; // chunks waiting for the server before the microphone is stopped
@@ -35,6 +37,16 @@ const player = new LivePlayer(video, {
   onEnded: () => status.say('The stream has ended.'),
 });
 state.player = player;
+// WebRTC mode (the "Playback" switch): video over WebRTC, microphone audio over the session's
+// WebSocket in 20 ms messages; HLS mode keeps /feed chunks (its player is ~1 s behind anyway).
+const rtcPlayer = new RtcPlayer(video, {
+  onError: (message, fatal) => (fatal ? status.error(message) : status.say(message)),
+  onEnded: () => status.say('The stream has ended.'),
+});
+state.rtcPlayer = rtcPlayer;
+state.socket = null;
+const RTC_MESSAGE_SECONDS = 0.02;
+const transport = () => document.querySelector('input[name="transport"]:checked')?.value ?? 'hls';
 
 function plainError(error) {
   if (error instanceof FacestreamApiError) return error.message;
@@ -51,7 +63,8 @@ function report(error) {
 function setBusy(active) {
   $('start').disabled = active || !state.face;
   $('end').disabled = !active;
-  for (const id of ['mic', 'stream-file', 'finish']) $(id).disabled = !active || state.finished;
+  for (const id of ['mic', 'stream-file', 'finish', 'interrupt']) $(id).disabled = !active || state.finished;
+  for (const input of document.querySelectorAll('input[name="transport"]')) input.disabled = active;
   $('stream-file').disabled ||= !$('audio-file').files.length;
 }
 
@@ -118,11 +131,18 @@ async function startSession() {
     if (preview) showFace(client.url(preview), `The ${session.width}×${session.height} crop the server animates`);
     status.say(session.message || 'Session started.');
     setBusy(true);
-    status.watch(client, player);
+    const rtc = transport() === 'webrtc';
+    status.watch(client, rtc ? rtcPlayer : player);
     if (debugLatency) await startProbe();
+    if (rtc) {
+      state.socket = new RtcSocket(client.sessionId, { onEvent: onSocketEvent });
+      await state.socket.open();
+      await rtcPlayer.play(client.sessionId);
+      return;
+    }
     await client.waitForPlaylist();
     state.timings.playlistReadyAt = performance.timeOrigin + performance.now();
-    player.play(client.hlsUrl);
+    player.play(client.hlsUrl, { lowLatency: Boolean(session.ll_hls) });
   } catch (error) {
     report(error);
     if (!state.client) { status.state('none'); setBusy(false); }
@@ -168,6 +188,36 @@ function showMic(active) {
   $('mic').textContent = active ? 'Stop microphone (finishes the speech)' : 'Start microphone';
 }
 
+function onSocketEvent(event) {
+  if (event.type === 'backpressure' || event.type === 'error') status.error(event.message ?? event.type);
+  else if (event.type === 'interrupted') status.say(`Interrupted: ${event.dropped_seconds} s of speech dropped.`);
+}
+
+/** WebRTC mode: the microphone goes to the session's WebSocket in 20 ms messages. */
+function socketMic() {
+  return new MicCapture({
+    sampleRate: state.client.audioSampleRate,
+    chunkSeconds: RTC_MESSAGE_SECONDS,
+    onChunk: (pcm, isFinal) => {
+      const entry = { at: Date.now(), bytes: pcm.length * 2, isFinal, ok: true, via: 'websocket' };
+      if (pcm.length && !state.socket.sendPcm(pcm)) {
+        entry.ok = false;
+        status.error('The connection is not keeping up with the microphone; capture was stopped.');
+        if (!isFinal) toggleMic();
+      }
+      state.feeds.push(entry);
+      if (state.feeds.length > 1000) state.feeds.shift();
+      if (isFinal) { state.socket.final(); markFinished(); }
+    },
+  });
+}
+
+async function interruptSpeech() {
+  if (state.socket?.isOpen) return state.socket.interrupt();
+  await state.client?.request('POST', `/api/audio-driven/chunked/interrupt/${state.client.sessionId}`);
+  status.say('Interrupted.');
+}
+
 async function toggleMic() {
   if (state.mic) {
     const mic = state.mic;
@@ -176,7 +226,7 @@ async function toggleMic() {
     await mic.stop(); // delivers the final partial chunk through onChunk
     return;
   }
-  const mic = new MicCapture({
+  const mic = state.socket ? socketMic() : new MicCapture({
     sampleRate: state.client.audioSampleRate,
     chunkSeconds: state.client.chunkDuration,
     onChunk: (pcm, isFinal) => {
@@ -236,6 +286,9 @@ async function endSession() {
   if (state.mic) { await state.mic.stop(); state.mic = null; }
   state.probe?.stop();
   player.stop();
+  rtcPlayer.stop();
+  state.socket?.close();
+  state.socket = null;
   status.unwatch();
   const client = state.client;
   state.client = null;
@@ -255,4 +308,5 @@ $('end').addEventListener('click', endSession);
 $('mic').addEventListener('click', () => toggleMic().catch(report));
 $('stream-file').addEventListener('click', streamFile);
 $('finish').addEventListener('click', () => finish().catch(report));
+$('interrupt').addEventListener('click', () => interruptSpeech().catch(report));
 window.addEventListener('pagehide', () => { state.client?.cleanup({ keepalive: true }).catch(() => {}); });

@@ -14,6 +14,19 @@ export const LIVE_CONFIG = Object.freeze({
   backBufferLength: 4,
 });
 
+/**
+ * Low-Latency HLS (the server's `hls_mode=ll`, init answer `ll_hls: true`): 200 ms parts and
+ * blocking playlist reload. No liveSyncDuration(Count) on purpose: hls.js then holds back the
+ * playlist's PART-HOLD-BACK (3 parts, 0.6 s) instead of whole segments, and catches up by playing
+ * up to 1.5× faster when it falls behind that.
+ */
+export const LL_CONFIG = Object.freeze({
+  lowLatencyMode: true,
+  maxLiveSyncPlaybackRate: 1.5,
+  liveSyncOnStallIncrease: 0.1,
+  backBufferLength: 4,
+});
+
 /** Plain-words text for an hls.js error event. */
 export function describeHlsError(data) {
   const what = {
@@ -35,6 +48,7 @@ export class LivePlayer {
     this.onEnded = onEnded;
     this.hls = null;
     this.fatalErrors = [];
+    this.lowLatency = false;
   }
 
   get engine() {
@@ -46,11 +60,16 @@ export class LivePlayer {
     return this.hls && Number.isFinite(this.hls.latency) ? this.hls.latency : null;
   }
 
-  play(url) {
+  /**
+   * @param {string} url the live playlist
+   * @param {{lowLatency?: boolean}} [options] true for an LL-HLS stream (init answer `ll_hls`)
+   */
+  play(url, { lowLatency = false } = {}) {
     this.stop();
+    this.lowLatency = lowLatency;
     const Hls = globalThis.Hls;
     if (Hls?.isSupported()) {
-      const hls = new Hls(LIVE_CONFIG);
+      const hls = new Hls(lowLatency ? LL_CONFIG : LIVE_CONFIG);
       hls.on(Hls.Events.ERROR, (_event, data) => {
         if (!data.fatal) return;
         if (data.type === Hls.ErrorTypes.MEDIA_ERROR && !this.recovered) {

@@ -1,18 +1,21 @@
 """LL-HLS output of one session: ffmpeg writes CMAF to a pipe, parts are published as they complete.
 
 Same tick contract and failure policy as ``HlsSink`` (one frame + 1/fps s audio per ``write``,
-bounded queue, typed errors), but nothing touches the disk: the ``LlHlsTimeline`` holds the init
-segment and the recent parts/segments in memory (bounded by its window + retention) for the
-HTTP layer to serve. Recording stays the job of the TS ``HlsSink``.
+bounded queue, typed errors). The ``LlHlsTimeline`` holds the init segment and the recent
+parts/segments in memory (bounded by its window + retention) for the HTTP layer to serve. With
+``out_dir`` every finished segment is also written there (``SegmentArchive``), and
+``segment_paths`` (init first) is the session recording's input, as with the TS ``HlsSink``.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 from hls.args import EncodeSettings, fmp4_command
 from hls.errors import SinkError
 from hls.feeder import FfmpegFeeder
+from hls.llhls.archive import SegmentArchive
 from hls.llhls.fragments import Fmp4Splitter, InitSegment
 from hls.llhls.playlist import render_timeline
 from hls.llhls.timeline import LlHlsTimeline
@@ -35,6 +38,8 @@ class LlHlsSink:
         write_timeout: float | None = 0.5,
         preset: str = "veryfast",
         anchor: datetime | None = None,
+        out_dir: Path | None = None,
+        keep_segments: int | None = None,
     ) -> None:
         frames_per_part = fps * part_seconds
         gop = round(fps * segment_seconds)
@@ -47,6 +52,8 @@ class LlHlsSink:
         self.timeline = LlHlsTimeline(
             anchor or datetime.now(UTC), part_seconds, segment_seconds, window_segments
         )
+        self.archive = None if out_dir is None else SegmentArchive(out_dir, keep_segments)
+        self._ended = False
         self._splitter = Fmp4Splitter()
         self._feeder = FfmpegFeeder(
             f"llhls[{name}]",
@@ -60,9 +67,18 @@ class LlHlsSink:
     def _consume(self, chunk: bytes) -> None:
         for item in self._splitter.feed(chunk):
             if isinstance(item, InitSegment):
+                if self.archive is not None:
+                    self.archive.set_init(item.data)
                 self.timeline.set_init(item)
             else:
-                self.timeline.add_fragment(item)
+                part = self.timeline.add_fragment(item)
+                self._archive(part.msn)
+
+    def _archive(self, msn: int) -> None:
+        if self.archive is not None and msn not in self.archive.segment_numbers[-1:]:
+            data = self.timeline.completed_segment(msn)
+            if data is not None:
+                self.archive.add_segment(msn, data)
 
     def start(self) -> LlHlsSink:
         self._feeder.start()
@@ -73,9 +89,15 @@ class LlHlsSink:
 
     def end(self, timeout: float = 10.0) -> None:
         """Flush the last part, mark the timeline ended (ENDLIST) and stop. Raises SinkFailedError."""
+        if self._ended:
+            return
         try:
             self._feeder.finish(timeout)
             self.timeline.end()
+            self._ended = True
+            last = self.timeline.snapshot().segments
+            if last:
+                self._archive(last[-1].msn)
         finally:
             self._feeder.close()
 
@@ -84,6 +106,28 @@ class LlHlsSink:
 
     def playlist(self) -> str:
         return render_timeline(self.timeline)
+
+    @property
+    def segment_paths(self) -> list[Path]:
+        """``[init.mp4, seg_<a>.m4s, …]`` of the finished segments still on disk, in order: one
+        fragmented MP4 when concatenated (``remux_hls_to_mp4`` input). Empty without ``out_dir``."""
+        return [] if self.archive is None else [p for p in self.archive.paths() if p.exists()]
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    @property
+    def frames_written(self) -> int:
+        return self._feeder.frames_written
+
+    @property
+    def queued_ticks(self) -> int:
+        return self._feeder.queued_ticks
+
+    @property
+    def stderr_tail(self) -> list[str]:
+        return self._feeder.stderr_tail
 
     @property
     def alive(self) -> bool:

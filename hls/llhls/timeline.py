@@ -13,9 +13,11 @@ injected (``anchor`` = wall-clock time of media time 0) so tests need no real cl
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -108,6 +110,33 @@ class LlHlsTimeline:
         self.ended = False
         self._primary: int | None = None
         self._cond = threading.Condition()
+        self._listeners: list[Callable[[], None]] = []
+        self.version = 0  # bumped on every change: a cache key for rendered playlists
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` (on the packager's thread, outside the lock) after every change, so an
+        asyncio loop can wake its waiters with ``call_soon_threadsafe`` instead of a thread per waiter.
+        It must return at once; an exception it raises is swallowed."""
+        with self._cond:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[], None]) -> None:
+        with self._cond:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    def _changed(self) -> None:
+        """Under the lock: bump the version and wake blocked threads; then (caller) ``_tell``."""
+        self.version += 1
+        self._cond.notify_all()
+
+    def _tell(self) -> None:
+        with self._cond:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            # a closed loop or a broken listener must not stop the packager
+            with contextlib.suppress(Exception):
+                listener()
 
     # -- packager side ---------------------------------------------------------------------
     def set_init(self, init: InitSegment) -> None:
@@ -115,10 +144,16 @@ class LlHlsTimeline:
         with self._cond:
             self.init = init
             self._primary = (video[0] if video else next(iter(init.tracks.values()))).track_id
-            self._cond.notify_all()
+            self._changed()
+        self._tell()
 
     def add_fragment(self, frag: Fragment) -> Part:
         """Append one fragment as the next part; returns it. Timing comes from the video track."""
+        part = self._add_fragment(frag)
+        self._tell()
+        return part
+
+    def _add_fragment(self, frag: Fragment) -> Part:
         with self._cond:
             if self.init is None or self._primary is None:
                 raise ValueError("fragment before the init segment")
@@ -141,7 +176,7 @@ class LlHlsTimeline:
             if seg.duration >= self.segment_target - _EPS:
                 seg.complete = True
             self._evict()
-            self._cond.notify_all()
+            self._changed()
             return part
 
     def end(self) -> None:
@@ -152,7 +187,8 @@ class LlHlsTimeline:
             if self.segments:
                 self.segments[-1].complete = True
             self.ended = True
-            self._cond.notify_all()
+            self._changed()
+        self._tell()
 
     def _evict(self) -> None:
         keep = self.window_segments + self.retain_segments
@@ -231,3 +267,13 @@ class LlHlsTimeline:
                 return b"".join(p.data for p in seg.parts) if seg.complete else None
             index = int(m.group(3))
             return seg.parts[index].data if index < len(seg.parts) else None
+
+    def completed_segment(self, msn: int) -> bytes | None:
+        """The bytes of segment ``msn`` if it is complete and still held (for archiving), else None."""
+        return self.resource(segment_uri(msn))
+
+    @property
+    def next_part(self) -> tuple[int, int] | None:
+        """(msn, index) of the part named by the preload hint (None once ended)."""
+        with self._cond:
+            return self._next_part()

@@ -31,11 +31,17 @@ class MotionStream:
     every state change happens per block, so any chunking yields identical frames.
     """
 
-    def __init__(self, params: EngineParams) -> None:
+    def __init__(self, params: EngineParams, start_index: int = 0) -> None:
+        """``start_index``: the timeline frame of the first pushed sample (0 for a new session; a
+        later frame when a session rewinds its timeline, e.g. on barge-in). Idle motion (blinks,
+        gaze, drift) is a function of seed and frame index, so a stream started at frame k shows
+        the same idle motion at k as one that ran from 0."""
+        if start_index < 0:
+            raise ValueError("start_index must be >= 0")
         self._params = params
         self._pending = np.zeros(0, dtype=np.float32)
-        self._blocks = 0
-        self._emitted = 0
+        self._blocks = start_index
+        self._emitted = start_index
         self._flushed = False
         self._level: dict[int, float] = {}
         self._voiced: dict[int, bool] = {}

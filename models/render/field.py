@@ -20,8 +20,8 @@ from models.render.mesh import WarpMesh
 
 GRID_STEP = 2
 _SHIFT = 4  # sub-pixel bits for cv2.fillConvexPoly
-_MIN_SPLAT_PRIORITY = 91.0  # triangles squeezed or stretched past ~2.8x in area (a closing lid, the
-# closed mouth's slit) do not splat; their neighbours' maps extend over them instead
+_MAX_SPLAT_LOG2_RATIO = 36.5 / 24.0  # triangles squeezed or stretched past ~2.87x in area (a
+# closing lid, the closed mouth's slit) do not splat; their neighbours' maps extend over them instead
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +62,8 @@ class WarpField:
         tri_ids, weights = _rasterize_reference(mesh, self.origin, self.grid_w, self.grid_h)
         self.covered = np.nonzero(tri_ids >= 0)[0]
         self.covered_tri = tri_ids[self.covered]
-        self._covered_code = (self.covered_tri + 1).astype(np.float32)
+        self._covered_code = (self.covered_tri + 1).astype(np.intp)
+        self._tri_ref = _ReferenceTriangles.of(self.points, self.triangles)
         self.weights = weights[self.covered].astype(np.float32) * (1.0 / GRID_STEP)  # in grid units
         gx, gy = np.meshgrid(np.arange(self.grid_w), np.arange(self.grid_h))
         self.grid_px = np.stack(
@@ -73,86 +74,123 @@ class WarpField:
         self._grid_y = self.grid_px[:, 1].astype(np.float32)
         # reference grid points in grid units, so forward positions round straight to cells
         rel = (self.grid_px[self.covered] - np.add(self.origin, 0.5)) / GRID_STEP
-        self._covered_rel = rel.astype(np.float32)
+        self._covered_rel = np.ascontiguousarray(rel.T, dtype=np.float32)  # (2, covered): x row, y row
+
+    def _forward_cells(self, vertex_disp: np.ndarray, rel: np.ndarray) -> np.ndarray:
+        """Grid cell (one axis) that each covered reference grid point moves to."""
+        moved = self.weights @ vertex_disp.astype(np.float32)
+        moved += rel
+        np.rint(moved, out=moved)
+        return moved.astype(np.int32)
 
     def backward_map(self, vertex_disp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Absolute source coordinates (map_x, map_y) for every ROI pixel of the output.
+        """Absolute source coordinates (map_x, map_y) for every ROI pixel of the output (float32
+        views with unit column stride, which cv2.remap takes without copying).
 
         Exact piecewise-affine inverse of the deformed mesh: each output grid point finds the
         deformed triangle covering it by splatting the reference grid forward (collisions are
         harmless; holes where the mesh stretches take the nearest splatted triangle, whose affine
         map continues smoothly), then maps back through that triangle's affine transform.
+        Few, large array operations on purpose: each releases the GIL while it runs, so several
+        sessions' renders overlap on several cores.
         """
-        disp = vertex_disp.astype(np.float64)
-        lin, off, priority = _inverse_affines(self.points, self.points + disp, self.triangles)
-        n_tri = len(self.triangles)
-        affine = np.empty((n_tri + 1, 6), dtype=np.float32)  # row n_tri: identity for unknown cells
-        affine[:n_tri] = np.concatenate([lin.reshape(n_tri, 4), off], axis=1)
-        affine[n_tri] = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
-        forward = self._covered_rel + self.weights @ vertex_disp.astype(np.float32)
-        cells = np.rint(forward).astype(np.int32)
-        cx, cy = cells[:, 0], cells[:, 1]
-        n_cells = self.grid_h * self.grid_w
-        ok = (cx >= 0) & (cx < self.grid_w) & (cy >= 0) & (cy < self.grid_h)
-        ok &= np.take(priority, self.covered_tri) >= _MIN_SPLAT_PRIORITY  # squeezed/stretched: skip
-        ids = np.zeros(n_cells + 1, dtype=np.float32)  # triangle id + 1, 0 = unknown; last = discard
-        ids[np.where(ok, cy * self.grid_w + cx, n_cells)] = self._covered_code
-        ids = _fill_holes(ids[:n_cells].reshape(self.grid_h, self.grid_w)).ravel()
-        tri = ids.astype(np.int32) - 1
-        tri[tri < 0] = n_tri
-        a = np.take(affine, tri, axis=0)
+        affine, splat_ok = _inverse_affines(self._tri_ref, self.points + vertex_disp)
+        gw, gh = self.grid_w, self.grid_h
+        n_cells = gh * gw
+        cx, cy = (self._forward_cells(vertex_disp[:, k], self._covered_rel[k]) for k in (0, 1))
+        flat = cy * gw
+        flat += cx
+        if cx.min() < 0 or cy.min() < 0 or cx.max() >= gw or cy.max() >= gh:
+            # never for a sane rig (the fixed ring bounds the mesh), but stay safe
+            flat[(cx < 0) | (cx >= gw) | (cy < 0) | (cy >= gh)] = n_cells
+        if not splat_ok.all():  # squeezed/stretched triangles do not splat
+            flat[~np.take(splat_ok, self.covered_tri)] = n_cells
+        ids = np.zeros(n_cells + 1, dtype=np.intp)  # triangle id + 1, 0 = unknown; last = discard
+        ids[flat] = self._covered_code
+        tri = _fill_holes(ids[:n_cells].reshape(gh, gw)).ravel()
+        a = np.take(affine, tri, axis=1)  # (6, cells); unknown cells (id 0) take the identity
         px, py = self._grid_x, self._grid_y
-        half = np.empty((self.grid_h, self.grid_w, 2), dtype=np.float32)
-        half[:, :, 0] = (a[:, 0] * px + a[:, 1] * py + a[:, 4]).reshape(self.grid_h, self.grid_w)
-        half[:, :, 1] = (a[:, 2] * px + a[:, 3] * py + a[:, 5]).reshape(self.grid_h, self.grid_w)
-        full = cv2.resize(
-            half, (self.grid_w * GRID_STEP, self.grid_h * GRID_STEP), interpolation=cv2.INTER_LINEAR
-        )
-        full = full[GRID_STEP : GRID_STEP + self.roi.height, GRID_STEP : GRID_STEP + self.roi.width]
-        return full[:, :, 0], full[:, :, 1]
+        hx = a[0] * px
+        hx += a[1] * py
+        hx += a[4]
+        hy = a[2] * px
+        hy += a[3] * py
+        hy += a[5]
+        size = (gw * GRID_STEP, gh * GRID_STEP)
+        rows = slice(GRID_STEP, GRID_STEP + self.roi.height)
+        cols = slice(GRID_STEP, GRID_STEP + self.roi.width)
+        map_x = cv2.resize(hx.reshape(gh, gw), size, interpolation=cv2.INTER_LINEAR)[rows, cols]
+        map_y = cv2.resize(hy.reshape(gh, gw), size, interpolation=cv2.INTER_LINEAR)[rows, cols]
+        return map_x, map_y
 
 
 def _fill_holes(ids: np.ndarray) -> np.ndarray:
-    """Give every unknown cell the triangle of its nearest known cell (whose affine map extends
-    continuously over the hole).
+    """Give every unknown cell (0) the id of its nearest known cell (whose triangle's affine map
+    extends continuously over the hole).
 
     This also covers an opening mouth: each half of the gap (no reference pixels) continues the
     lip it touches, which the mouth interior then paints over; nearest (not, say, max-id) matters
     at the lip edge, where a far triangle's extrapolation would show as a ragged seam.
     """
-    holes = (ids == 0).astype(np.uint8)
+    holes = (ids == 0).view(np.uint8)
     if not holes.any():
         return ids
     _, labels = cv2.distanceTransformWithLabels(holes, cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL)
     # OpenCV numbers the known cells 1..n in raster order, so their values in that order are the LUT
-    lut = np.concatenate([np.zeros(1, np.float32), ids[ids != 0]])
+    known = ids[holes == 0]
+    lut = np.empty(len(known) + 1, dtype=ids.dtype)
+    lut[0] = 0
+    lut[1:] = known
     return np.take(lut, labels)
 
 
-def _inverse_affines(
-    ref: np.ndarray, deformed: np.ndarray, tris: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per triangle, the affine map deformed → reference ((T, 2, 2) linear part, (T, 2) offset),
-    and a priority (127 = undistorted) that keeps badly distorted triangles from splatting, since
-    extrapolating a steep inverse (a squeezed lid, the stretched mouth slit) fetches far pixels."""
-    a_ref, a_def = ref[tris[:, 0]], deformed[tris[:, 0]]
-    m_ref = np.stack([ref[tris[:, 1]] - a_ref, ref[tris[:, 2]] - a_ref], axis=2)
-    m_def = np.stack([deformed[tris[:, 1]] - a_def, deformed[tris[:, 2]] - a_def], axis=2)
-    det = m_def[:, 0, 0] * m_def[:, 1, 1] - m_def[:, 0, 1] * m_def[:, 1, 0]
+@dataclass(frozen=True, slots=True)
+class _ReferenceTriangles:
+    """Per-triangle reference geometry, fixed per avatar."""
+
+    tris: np.ndarray  # (T, 3) vertex ids
+    a_ref: np.ndarray  # (T, 2) first vertex
+    m_ref: np.ndarray  # (T, 2, 2) edge vectors as columns
+    det_ref: np.ndarray  # (T,) |det m_ref|, at least 1e-6
+
+    @classmethod
+    def of(cls, points: np.ndarray, tris: np.ndarray) -> _ReferenceTriangles:
+        corners = points[tris]  # (T, 3, 2)
+        a_ref = corners[:, 0]
+        m_ref = np.stack([corners[:, 1] - a_ref, corners[:, 2] - a_ref], axis=2)
+        det_ref = np.abs(m_ref[:, 0, 0] * m_ref[:, 1, 1] - m_ref[:, 0, 1] * m_ref[:, 1, 0])
+        return cls(tris, a_ref, m_ref, np.maximum(det_ref, 1e-6))
+
+
+def _inverse_affines(ref: _ReferenceTriangles, deformed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per triangle, the affine map deformed → reference as a (6, T + 1) float32 table (rows: the
+    linear part a00 a01 a10 a11, then the offset x y; column 0 is the identity, column t + 1 is
+    triangle t), and whether each triangle may splat: badly squeezed or stretched ones (area
+    ratio past ~2.8x: a closing lid, the stretched mouth slit) may not, since extrapolating a
+    steep inverse fetches far pixels."""
+    corners = deformed[ref.tris]  # (T, 3, 2)
+    a_def = corners[:, 0]
+    e1 = corners[:, 1] - a_def
+    e2 = corners[:, 2] - a_def
+    det = e1[:, 0] * e2[:, 1] - e2[:, 0] * e1[:, 1]
     degenerate = np.abs(det) < 1e-6
-    det = np.where(degenerate, 1.0, det)
-    inv = np.empty_like(m_def)
-    inv[:, 0, 0] = m_def[:, 1, 1] / det
-    inv[:, 0, 1] = -m_def[:, 0, 1] / det
-    inv[:, 1, 0] = -m_def[:, 1, 0] / det
-    inv[:, 1, 1] = m_def[:, 0, 0] / det
-    lin = m_ref @ inv
+    inv_det = 1.0 / np.where(degenerate, 1.0, det)
+    # inverse of [[e1x, e2x], [e1y, e2y]] = [[e2y, -e2x], [-e1y, e1x]] / det
+    inv = np.empty((len(det), 2, 2))
+    inv[:, 0, 0] = e2[:, 1] * inv_det
+    inv[:, 0, 1] = -e2[:, 0] * inv_det
+    inv[:, 1, 0] = -e1[:, 1] * inv_det
+    inv[:, 1, 1] = e1[:, 0] * inv_det
+    lin = ref.m_ref @ inv
     lin[degenerate] = np.eye(2)  # a collapsed triangle covers no area; any map will do
-    off = a_ref - np.einsum("tij,tj->ti", lin, a_def)
-    det_ref = m_ref[:, 0, 0] * m_ref[:, 1, 1] - m_ref[:, 0, 1] * m_ref[:, 1, 0]
-    ratio = np.abs(det) / np.maximum(np.abs(det_ref), 1e-6)
-    priority = np.clip(127.0 - np.rint(np.abs(np.log2(np.clip(ratio, 1e-6, 1e6))) * 24.0), 0.0, 127.0)
-    return lin, off, priority
+    off = ref.a_ref - np.einsum("tij,tj->ti", lin, a_def)
+    table = np.empty((6, len(det) + 1), dtype=np.float32)
+    table[:, 0] = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
+    table[:4, 1:] = lin.reshape(-1, 4).T
+    table[4:, 1:] = off.T
+    ratio = np.abs(det) / ref.det_ref
+    splat_ok = np.abs(np.log2(np.clip(ratio, 1e-6, 1e6))) < _MAX_SPLAT_LOG2_RATIO
+    return table, splat_ok
 
 
 def _rasterize_reference(

@@ -72,13 +72,17 @@ def default_status(exc: Exception) -> int:
 
 def build_realtime_router(
     get_session: SessionGetter,
-    gateway: WebRtcGateway,
+    gateway: WebRtcGateway | Callable[[], WebRtcGateway],
     *,
     limits: RealtimeLimits | None = None,
     error_status: Callable[[Exception], int] = default_status,
 ) -> APIRouter:
-    """``get_session(id)`` returns the session's port or raises the server's not-found error."""
+    """``get_session(id)`` returns the session's port or raises the server's not-found error.
+
+    ``gateway`` may be a callable returning it, for apps that create the gateway in their lifespan
+    (after the routes are declared)."""
     limits = limits or RealtimeLimits()
+    get_gateway = gateway if callable(gateway) and not isinstance(gateway, WebRtcGateway) else lambda: gateway
     router = APIRouter()
 
     @router.websocket(PREFIX + "/ws/{session_id}")
@@ -114,7 +118,7 @@ def build_realtime_router(
     async def webrtc(session_id: str, offer: WebRtcOffer) -> dict[str, str]:
         port = await _resolve(get_session(session_id))
         port.touch()
-        sdp, sdp_type = await gateway.answer(offer.sdp, offer.type, port.fanout, _mic_sink(port))
+        sdp, sdp_type = await get_gateway().answer(offer.sdp, offer.type, port.fanout, _mic_sink(port))
         return {"sdp": sdp, "type": sdp_type}
 
     return router

@@ -10,6 +10,8 @@ from models.types import ENGINE_SAMPLE_RATE
 from server.audio.decode import decode_audio_chunk
 from server.errors import InvalidFieldError, SessionFinishedError
 from server.forms import parse_bool, parse_engine_params, parse_float, parse_int, read_upload
+from server.limits import check_image_pixels
+from server.playlist_status import playlist_progress
 from server.registry import SessionRegistry
 
 router = APIRouter(prefix="/api/audio-driven/chunked")
@@ -37,6 +39,7 @@ async def init_session(
     window = parse_float("chunk_duration", chunk_duration, 1.0, 0.1, 10.0)
     raw_rate = parse_int("audio_sample_rate", audio_sample_rate, 24_000, 8_000, 192_000)
     data = await read_upload("image", image, registry.settings.max_image_bytes)
+    check_image_pixels(data, registry.settings.max_image_pixels)  # header only: bombs → 413
     session = await registry.create(data, params, window, raw_rate)
     return {
         "status": "success",
@@ -49,6 +52,9 @@ async def init_session(
         "height": session.avatar.size[1],
         "engine": session.engine_name,
         "lead_ms": round(session.lead_frames * 40),
+        "preview_url": f"/api/audio-driven/chunked/preview/{session.session_id}",
+        "recording_url": f"/api/audio-driven/chunked/session/{session.session_id}/recording.mp4",
+        "ll_hls": registry.settings.hls_mode == "ll",  # the page picks its hls.js config by it
     }
 
 
@@ -98,7 +104,7 @@ async def feed_chunk(
 async def session_status(request: Request, session_id: str) -> dict:
     session = _registry(request).get(session_id)
     session.touch()
-    return session.status()
+    return {**session.status(), **await playlist_progress(session)}  # + playlist_ready, segments
 
 
 @router.delete("/session/{session_id}")

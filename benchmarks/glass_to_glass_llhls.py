@@ -1,0 +1,203 @@
+"""Glass-to-glass latency of Low-Latency HLS (``FACESTREAM_HLS_MODE=ll``) in Chromium with hls.js,
+plus what LL-HLS costs the server in CPU: per session and per 10 blocking-reload viewers.
+
+1. Latency: the frame-barcode method of ``benchmarks/glass_to_glass_hls.py`` (same page driver,
+   same statistics; the page picks its LL hls.js config from the init answer's ``ll_hls``) on a
+   server started with the debug barcode on, in ``ll`` mode and, with ``--compare-ts``, ``ts`` mode.
+2. CPU: a fresh server in the same mode, one idle session (the clock still renders and encodes 25
+   frames a second, so this is a session's steady cost); the server process's own CPU and its
+   encoder's (ffmpeg child) are read from /proc over ``--cpu-seconds`` with no viewer, then with
+   10 concurrent viewers that follow the stream as hls.js does in LL mode (blocking playlist
+   request for the preload-hinted part, then that part). TS viewers poll the playlist twice a
+   second and fetch each new segment.
+
+    python benchmarks/glass_to_glass_llhls.py [--seconds 60] [--cpu-seconds 20] [--compare-ts] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from benchmarks.glass_to_glass_hls import drive_page, summarize  # noqa: E402
+
+GOAL_P50_S, STRETCH_P50_S, GOAL_P90_S = 0.8, 0.6, 1.0
+VIEWERS = 10
+_HINT = re.compile(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part_(\d+)_(\d+)\.m4s"')
+_TS_SEGMENT = re.compile(r"^(seg_\d+\.ts)$", re.M)
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# -- /proc CPU accounting --------------------------------------------------------------------------
+def _stat(pid: int) -> list[str]:
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one live process (its threads included, its children not)."""
+    fields = _stat(pid)
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int(_stat(int(entry.name))[1]) == pid:
+                    out.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return out
+
+
+def server_pid(url: str) -> int:
+    """The ``facestream serve`` process listening on ``url``'s port (started by browser_support)."""
+    port = url.rsplit(":", 1)[1]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"server.cli" in cmd and port.encode() in cmd:
+                return int(entry.name)
+    raise RuntimeError(f"no server process found for {url}")
+
+
+def sample_cpu(pid: int) -> tuple[float, float]:
+    """(server process CPU s, its ffmpeg children's CPU s)."""
+    kids = 0.0
+    for child in children(pid):
+        try:
+            kids += cpu_seconds(child)
+        except OSError:
+            continue
+    return cpu_seconds(pid), kids
+
+
+# -- viewers ---------------------------------------------------------------------------------------
+async def ll_viewer(client: httpx.AsyncClient, base: str, stop: float, stats: dict[str, int]) -> None:
+    """hls.js's LL loop: block on the hinted part, then fetch it."""
+    text = (await client.get(f"{base}/playlist.m3u8")).text
+    while time.monotonic() < stop:
+        hint = _HINT.search(text)
+        if hint is None:
+            return
+        msn, part = hint.groups()
+        r = await client.get(f"{base}/playlist.m3u8", params={"_HLS_msn": msn, "_HLS_part": part})
+        stats["playlists"] += 1
+        if r.status_code != 200:
+            stats["errors"] += 1
+            await asyncio.sleep(0.2)
+            continue
+        text = r.text
+        media = await client.get(f"{base}/part_{msn}_{part}.m4s")
+        stats["parts"] += media.status_code == 200
+        stats["bytes"] += len(media.content)
+
+
+async def ts_viewer(client: httpx.AsyncClient, base: str, stop: float, stats: dict[str, int]) -> None:
+    seen: set[str] = set()
+    while time.monotonic() < stop:
+        r = await client.get(f"{base}/playlist.m3u8")
+        stats["playlists"] += 1
+        for name in _TS_SEGMENT.findall(r.text if r.status_code == 200 else ""):
+            if name not in seen:
+                seen.add(name)
+                media = await client.get(f"{base}/{name}")
+                stats["parts"] += media.status_code == 200
+                stats["bytes"] += len(media.content)
+        await asyncio.sleep(0.5)
+
+
+async def run_viewers(base: str, mode: str, count: int, seconds: float) -> dict[str, int]:
+    stats = {"playlists": 0, "parts": 0, "bytes": 0, "errors": 0}
+    viewer = ll_viewer if mode == "ll" else ts_viewer
+    stop = time.monotonic() + seconds
+    async with httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=count * 2)) as client:
+        await asyncio.gather(*(viewer(client, base, stop, stats) for _ in range(count)))
+    return stats
+
+
+def cpu_costs(mode: str, seconds: float) -> dict[str, Any]:
+    from browser_support import running_server
+
+    with running_server({"FACESTREAM_HLS_MODE": mode}) as url:
+        pid = server_pid(url)
+        face = (ROOT / "assets" / "sample_face.jpg").read_bytes()
+        api = f"{url}/api/audio-driven/chunked/init"
+        init = httpx.post(api, files={"image": ("f.jpg", face)}, timeout=60)
+        init.raise_for_status()
+        base = f"{url}/hls/{init.json()['session_id']}"
+        time.sleep(3.0)  # past the start-up transient
+        t0, (s0, f0) = time.monotonic(), sample_cpu(pid)
+        time.sleep(seconds)
+        t1, (s1, f1) = time.monotonic(), sample_cpu(pid)
+        stats = asyncio.run(run_viewers(base, mode, VIEWERS, seconds))
+        t2, (s2, _) = time.monotonic(), sample_cpu(pid)
+    idle_server, viewers_server = (s1 - s0) / (t1 - t0), (s2 - s1) / (t2 - t1)
+    return {
+        "session_server_process_cores": round(idle_server, 4),
+        "session_encoder_cores": round((f1 - f0) / (t1 - t0), 4),
+        "session_total_cores": round(idle_server + (f1 - f0) / (t1 - t0), 4),
+        f"{VIEWERS}_viewers_extra_server_cores": round(viewers_server - idle_server, 4),
+        "viewer_requests_per_s": round(stats["playlists"] / (t2 - t1), 1),
+        "viewer_media_per_s": round(stats["parts"] / (t2 - t1), 1),
+        "viewer_errors": stats["errors"],
+    }
+
+
+def latency(mode: str, seconds: float, chunk_duration: float) -> dict[str, Any]:
+    from browser_support import running_server
+
+    with running_server({"FACESTREAM_DEBUG_BARCODE": "1", "FACESTREAM_HLS_MODE": mode}) as url:
+        return summarize(drive_page(url, seconds, chunk_duration))
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=60.0, help="how long to watch after the first frame")
+    parser.add_argument("--cpu-seconds", type=float, default=20.0, help="each CPU window (0 = skip)")
+    parser.add_argument("--chunk-duration", type=float, default=0.5)
+    parser.add_argument("--compare-ts", action="store_true", help="measure hls_mode=ts the same way")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    results: dict[str, Any] = {"load_avg_before": os.getloadavg()}
+    for mode in ("ll", "ts") if args.compare_ts else ("ll",):
+        out = latency(mode, args.seconds, args.chunk_duration)
+        if args.cpu_seconds > 0:
+            out.update(cpu_costs(mode, args.cpu_seconds))
+        results[mode] = out
+    results["load_avg_after"] = os.getloadavg()
+    if args.json:
+        print(json.dumps(results))
+    else:
+        for mode in ("ll", "ts"):
+            if mode not in results:
+                continue
+            print(f"== hls_mode={mode}")
+            for key, value in results[mode].items():
+                print(f"  {key:38s} {value:.3f}" if isinstance(value, float) else f"  {key:38s} {value}")
+        print(f"load average before {results['load_avg_before']}, after {results['load_avg_after']}")
+        goal = f"p50 <= {GOAL_P50_S} s (stretch {STRETCH_P50_S}), p90 <= {GOAL_P90_S} s"
+        print(f"goal (ll): {goal}, no gaps > 200 ms")
+    return results
+
+
+if __name__ == "__main__":
+    main()

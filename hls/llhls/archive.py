@@ -1,0 +1,69 @@
+"""Finished LL-HLS segments on disk: the session recording's input in LL mode.
+
+Why: the timeline holds only a bounded window in memory, but a session recording
+(``hls.mp4.remux_hls_to_mp4``) wants every segment of the session. The init segment plus the
+segments in order form one valid fragmented MP4, so ``paths()`` (init first) can be concatenated
+and remuxed with ``-c copy``. With ``keep`` set, only the newest ``keep`` segments stay on disk
+(bounded disk use, like the TS sink's ``delete_segments``).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import threading
+from pathlib import Path
+
+from hls.llhls.timeline import INIT_URI, segment_uri
+
+
+class SegmentArchive:
+    """Writes ``init.mp4`` and ``seg_<msn>.m4s`` into a directory the caller owns. Thread-safe."""
+
+    def __init__(self, directory: Path, keep: int | None = None) -> None:
+        if keep is not None and keep < 1:
+            raise ValueError("keep must be >= 1 (or None for every segment)")
+        self.directory = Path(directory)
+        if not self.directory.is_dir():
+            raise FileNotFoundError(f"archive directory {self.directory} does not exist")
+        self._keep = keep
+        self._init: Path | None = None
+        self._segments: collections.deque[tuple[int, Path]] = collections.deque()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)  # readers never see half a file
+
+    def set_init(self, data: bytes) -> None:
+        path = self.directory / INIT_URI
+        self._write(path, data)
+        with self._lock:
+            self._init = path
+
+    def add_segment(self, msn: int, data: bytes) -> Path:
+        path = self.directory / segment_uri(msn)
+        self._write(path, data)
+        with self._lock:
+            self._segments.append((msn, path))
+            dropped = []
+            while self._keep is not None and len(self._segments) > self._keep:
+                dropped.append(self._segments.popleft()[1])
+        for old in dropped:
+            with contextlib.suppress(FileNotFoundError):
+                old.unlink()
+        return path
+
+    @property
+    def segment_numbers(self) -> list[int]:
+        with self._lock:
+            return [msn for msn, _ in self._segments]
+
+    def paths(self) -> list[Path]:
+        """``[init.mp4, seg_a.m4s, …]`` in order (empty until the first segment is finished)."""
+        with self._lock:
+            if self._init is None or not self._segments:
+                return []
+            return [self._init, *(p for _, p in self._segments)]

@@ -1,0 +1,166 @@
+"""Async Python client for facestream's sub-second path: PCM over a WebSocket, events back.
+
+    import asyncio
+    from realtime_streaming_client import AsyncRealtimeClient
+
+    async def main(session_id: str, pcm16: bytes) -> None:
+        async with AsyncRealtimeClient("http://127.0.0.1:9999", session_id, sample_rate=24000) as rt:
+            await rt.stream(pcm16)           # 20 ms messages, paced in real time
+            await rt.final()                 # play out what is queued, then the session completes
+            async for event in rt.events():  # accepted / speech_started / speech_ended / complete …
+                print(event)
+
+Create the session first with ``ChunkedStreamingClient.init_session`` (or ``POST …/chunked/init``);
+its ``audio_sample_rate`` is the rate of the PCM sent here. ``interrupt()`` is barge-in: the avatar
+stops speaking within ~100 ms of stream time and drops everything queued.
+
+Backpressure: when the server's speech queue is full it refuses a message with a ``backpressure``
+event instead of dropping it; ``stream`` then raises ``RealtimeBackpressureError`` naming the
+refused message, so nothing is lost silently and the caller decides (wait ``retry_after`` and
+resend from ``seq`` on, or drop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+import websockets
+
+API = "/api/audio-driven/chunked"
+EVENT_QUEUE = 1024
+
+
+class RealtimeBackpressureError(RuntimeError):
+    def __init__(self, seq: int, retry_after: float, message: str) -> None:
+        super().__init__(f"audio message {seq} refused: {message}")
+        self.seq = seq
+        self.retry_after = retry_after
+
+
+class AsyncRealtimeClient:
+    """One WebSocket to one session. Events are queued (bounded: the oldest go first when a caller
+    never reads them; the count is in ``events_dropped``)."""
+
+    def __init__(self, server_url: str, session_id: str, sample_rate: int, *, message_ms: int = 20) -> None:
+        base = server_url.rstrip("/")
+        self.url = base.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + f"{API}/ws/{session_id}"
+        self.session_id = session_id
+        self.sample_rate = sample_rate
+        self.message_samples = max(1, sample_rate * message_ms // 1000)
+        self.events_dropped = 0
+        self.sent = 0
+        self._ws: Any = None
+        self._events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(EVENT_QUEUE)
+        self._reader: asyncio.Task[None] | None = None
+        self._refused: dict[str, Any] | None = None
+
+    async def __aenter__(self) -> AsyncRealtimeClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        self._ws = await websockets.connect(self.url, max_size=2**20)
+        self._reader = asyncio.create_task(self._read(), name="realtime-client-reader")
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        if self._reader is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+
+    # -- sending ---------------------------------------------------------------------------------
+    async def send_pcm(self, pcm: bytes | np.ndarray) -> int:
+        """One binary message (PCM16 mono at ``sample_rate``, ≤ 1 s); returns its ``seq``."""
+        data = _as_pcm16_bytes(pcm)
+        await self._ws.send(data)
+        self.sent += 1
+        return self.sent - 1
+
+    async def stream(self, pcm: bytes | np.ndarray, *, realtime: bool = True, lead_s: float = 0.1) -> int:
+        """Send ``pcm`` as ``message_ms`` messages; ``realtime`` paces them like a live source
+        (``lead_s`` ahead). Raises RealtimeBackpressureError when the server refuses one."""
+        data = _as_pcm16_bytes(pcm)
+        step = self.message_samples * 2
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        sent = 0
+        for offset in range(0, len(data), step):
+            if self._refused is not None:
+                refused, self._refused = self._refused, None
+                raise RealtimeBackpressureError(
+                    int(refused["seq"]), float(refused["retry_after_seconds"]), str(refused["message"])
+                )
+            if realtime:
+                due = start + offset / 2 / self.sample_rate - lead_s
+                await asyncio.sleep(max(0.0, due - loop.time()))
+            await self.send_pcm(data[offset : offset + step])
+            sent += 1
+        return sent
+
+    async def final(self) -> None:
+        await self._ws.send(json.dumps({"type": "final"}))
+
+    async def interrupt(self) -> None:
+        await self._ws.send(json.dumps({"type": "interrupt"}))
+
+    async def keepalive(self) -> None:
+        await self._ws.send(json.dumps({"type": "keepalive"}))
+
+    # -- receiving -------------------------------------------------------------------------------
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        """Server events in order until the socket closes (the session ended or ``close()``)."""
+        while True:
+            event = await self._events.get()
+            if event is None:
+                return
+            yield event
+
+    async def wait_for(self, event_type: str, timeout: float = 10.0) -> dict[str, Any]:
+        """The next event of ``event_type`` (earlier events of other types are consumed)."""
+
+        async def find() -> dict[str, Any]:
+            async for event in self.events():
+                if event["type"] == event_type:
+                    return event
+            raise ConnectionError(f"the socket closed before a {event_type!r} event")
+
+        return await asyncio.wait_for(find(), timeout)
+
+    async def _read(self) -> None:
+        try:
+            async for message in self._ws:
+                if isinstance(message, str):
+                    self._offer(json.loads(message))
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            self._offer(None)
+
+    def _offer(self, event: dict[str, Any] | None) -> None:
+        if event is not None and event.get("type") == "backpressure":
+            self._refused = event
+        while True:
+            try:
+                self._events.put_nowait(event)
+                return
+            except asyncio.QueueFull:
+                self._events.get_nowait()
+                self.events_dropped += 1
+
+
+def _as_pcm16_bytes(pcm: bytes | np.ndarray) -> bytes:
+    if isinstance(pcm, bytes | bytearray | memoryview):
+        return bytes(pcm)
+    arr = np.asarray(pcm)
+    if arr.dtype != np.int16:
+        arr = (np.clip(arr.astype(np.float32), -1.0, 1.0) * 32767).astype(np.int16)
+    return arr.astype("<i2").tobytes()

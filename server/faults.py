@@ -1,0 +1,149 @@
+"""Recovery from a dead encoder: restart the session's ffmpeg behind an ``EXT-X-DISCONTINUITY``.
+
+Why restart instead of failing: a live viewer is better served by a one-segment glitch than by
+a stream that ends because ffmpeg was OOM-killed or crashed once. The new writer appends to the
+same playlist (``HlsSink(resume=True)``: numbering continues, nothing published is overwritten,
+players reset their decoders at the discontinuity). Restarts are capped (``max_restarts``) so a
+writer that cannot live (disk full, broken settings) ends the session with a clear ``failed``
+state and an ended playlist instead of looping. The ticks that were queued in the dead process
+are lost (at most the sink's queue, ~2 s); the session clock is not delayed, so audio and video
+stay locked after the restart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from hls.errors import SinkFailedError
+from hls.playlist import append_endlist
+from models.types import AudioSlice, VideoFrame
+from server.errors import StorageUnavailableError
+
+log = logging.getLogger("facestream.faults")
+
+SinkFactory = Callable[[bool], Any]
+"""``factory(resume)`` → an unstarted HlsSink on the session's directory."""
+
+
+class RestartingSink:
+    """A TickSink that replaces its HlsSink when ffmpeg dies, at most ``max_restarts`` times.
+
+    Called from the session's clock thread only (``write``/``end``), plus ``close`` from the owner.
+    ``on_restart(count, reason)`` is told about each restart (metrics, logs).
+    """
+
+    def __init__(
+        self,
+        factory: SinkFactory,
+        max_restarts: int,
+        on_restart: Callable[[int, str], None] | None = None,
+        label: str = "",
+    ) -> None:
+        self._factory = factory
+        self.max_restarts = max_restarts
+        self._on_restart = on_restart
+        self._label = label
+        self._lock = threading.Lock()
+        self._closed = False
+        self.restarts = 0
+        self.sink = factory(False)
+
+    def start(self) -> RestartingSink:
+        self.sink.start()
+        return self
+
+    def write(self, frame: VideoFrame, audio: AudioSlice) -> None:
+        try:
+            self.sink.write(frame, audio)
+        except SinkFailedError as e:
+            self._restart(e)
+            self.sink.write(frame, audio)
+
+    def end(self, timeout: float = 10.0) -> Any:
+        try:
+            return self.sink.end(timeout)
+        except SinkFailedError:
+            self._end_playlist_of_dead_writer()
+            raise
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            sink = self.sink
+        sink.close()
+
+    def __getattr__(self, name: str) -> Any:  # pid, alive, segments, queued_ticks… of the live writer
+        return getattr(self.sink, name)
+
+    def _restart(self, error: SinkFailedError) -> None:
+        with self._lock:
+            old = self.sink
+            if self._closed or self.restarts >= self.max_restarts:
+                old.close()
+                self._end_playlist_of(old)
+                cap = f" after {self.restarts} restart(s)" if self.restarts else ""
+                raise SinkFailedError(f"the video encoder died{cap}: {error}") from error
+            old.close()
+            self.restarts += 1
+            count = self.restarts
+            log.warning(
+                "%s: encoder died (%s); restarting it (%d/%d)", self._label, error, count, self.max_restarts
+            )
+            fresh = self._factory(True)
+            try:
+                fresh.start()
+            except BaseException:
+                fresh.close()
+                self._end_playlist_of(old)
+                raise
+            self.sink = fresh
+        if self._on_restart is not None:
+            with contextlib.suppress(Exception):
+                self._on_restart(count, str(error))
+
+    def _end_playlist_of_dead_writer(self) -> None:
+        with self._lock:
+            sink = self.sink
+        sink.close()
+        self._end_playlist_of(sink)
+
+    @staticmethod
+    def _end_playlist_of(sink: Any) -> None:
+        """Tell players the stream is over even though ffmpeg could not write the end itself."""
+        path = getattr(sink, "playlist_path", None)
+        if path is None:
+            return
+        with contextlib.suppress(OSError):
+            if path.exists() and "#EXT-X-ENDLIST" not in path.read_text():
+                append_endlist(path)
+
+
+_STORAGE_ERRNOS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EROFS,
+    errno.EACCES,
+    errno.EPERM,
+    errno.ENOTDIR,
+    errno.ENOENT,
+}
+
+
+def storage_error(exc: BaseException) -> StorageUnavailableError | None:
+    """The domain error for a failure to create a session's files (507), or None if it is not one.
+
+    Covers the storage dir being full, read-only, unwritable or replaced by a file, and an encoder
+    that could not start writing there.
+    """
+    if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:
+        return StorageUnavailableError(f"session storage is unavailable: {exc.strerror or exc}")
+    if isinstance(exc, SinkFailedError) and any(
+        word in str(exc) for word in ("No space left", "Read-only file system", "Permission denied")
+    ):
+        return StorageUnavailableError(f"session storage is unavailable: {exc}")
+    return None

@@ -1,0 +1,152 @@
+"""Request body limits enforced while the body streams in, before anything is parsed or spooled.
+
+Why a middleware of our own: Starlette's multipart parser spools file parts to temporary files
+with no total size cap, so without it a 1 GB upload (or a chunked one with no Content-Length)
+would land on disk before the route could refuse it. ``BodyLimitMiddleware`` refuses a declared
+``Content-Length`` above the route's limit at once (the body is never read) and counts the bytes
+of bodies that do not declare one, aborting the read as soon as the count passes the limit. Either
+way the client gets 413 with a JSON message; whatever the application started to answer after the
+abort is dropped.
+
+Limits per path come from ``limit_for_path(settings)``: the upload routes get their file limit
+plus room for the other form fields; every other route gets ``max_request_bytes``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from server.settings import Settings
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+FORM_OVERHEAD_BYTES = 1024 * 1024
+"""Room for multipart boundaries, headers and the small text fields next to an upload."""
+
+_API = "/api/audio-driven"
+
+
+def limit_for_path(settings: Settings) -> Callable[[str], int]:
+    """The body limit (bytes) for a request path: the upload it may carry + form overhead."""
+    image = settings.max_image_bytes + FORM_OVERHEAD_BYTES
+    chunk = settings.max_audio_chunk_bytes + FORM_OVERHEAD_BYTES
+    whole = settings.max_audio_file_bytes + settings.max_image_bytes + FORM_OVERHEAD_BYTES
+    default = max(settings.max_request_bytes, 1024)
+
+    def limit(path: str) -> int:
+        if path == f"{_API}/chunked/init":
+            return image
+        if path == f"{_API}/chunked/feed":
+            return chunk
+        if path in (_API, f"{_API}/stream") or path.startswith(f"{_API}/batch"):
+            return whole
+        return default
+
+    return limit
+
+
+class BodyTooLarge(Exception):
+    """Raised into the application's ``receive`` when the body passes its limit."""
+
+
+async def send_json_error(
+    send: Send, status: int, message: str, headers: dict[str, str] | None = None
+) -> None:
+    """A complete JSON error response in the API's shape, sent straight on the ASGI channel."""
+    body = json.dumps({"status": "error", "message": message}).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+def declared_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            text = value.decode("latin-1").strip()
+            return int(text) if text.isdigit() else None
+    return None
+
+
+class BodyLimitMiddleware:
+    """Pure ASGI middleware (no buffering): 413 for bodies beyond ``limit_for(path)`` bytes."""
+
+    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int]) -> None:
+        self.app = app
+        self.limit_for = limit_for
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope.get("path", ""))
+        declared = declared_length(scope)
+        if declared is not None and declared > limit:
+            await send_json_error(
+                send, 413, f"request body of {declared} bytes exceeds the limit of {limit} bytes"
+            )
+            return
+        received = 0
+        exceeded = False
+        started = False
+
+        async def counted_receive() -> Message:
+            nonlocal received, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    exceeded = True
+                    raise BodyTooLarge(f"request body exceeds the limit of {limit} bytes")
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if exceeded:  # the app's answer to an aborted read (a parse error) is replaced below
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, guarded_send)
+        except BodyTooLarge:
+            pass
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded and not started:
+            await send_json_error(send, 413, f"request body exceeds the limit of {limit} bytes")
+
+
+def check_image_pixels(data: bytes, max_pixels: int) -> None:
+    """Refuse an image whose header declares more than ``max_pixels`` (413), without decoding it.
+
+    Runs before face analysis so that a decompression bomb (a few KB claiming 100 000² pixels) is
+    refused from its header alone. Undecodable headers pass through: the decoder reports them (400).
+    """
+    import io
+    import warnings
+
+    from PIL import Image
+
+    from server.errors import PayloadTooLargeError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as img:
+                width, height = img.size
+    except Image.DecompressionBombError as e:  # beyond Pillow's own hard cap (2 × 89 MP)
+        raise PayloadTooLargeError(f"image declares too many pixels: {e}") from None
+    except Exception:  # not an image or a broken header: the decoder's job to say so
+        return
+    if width * height > max_pixels:
+        raise PayloadTooLargeError(
+            f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels} pixels"
+        )
