@@ -1,9 +1,12 @@
 # facestream on the built-in CPU engine. Build: docker build -t facestream .
-# Run:   docker run --rm -p 9999:9999 facestream
+# Run:   docker run --rm -p 9999:9999 --stop-timeout 30 facestream
+# (--stop-timeout: on SIGTERM the server ends every live playlist and stops its ffmpegs, up to 20 s.)
+# Liveness: the HEALTHCHECK below (/health). Readiness for a load balancer: GET /ready (503 when full).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
-    FACESTREAM_HOST=0.0.0.0 FACESTREAM_PORT=9999 FACESTREAM_STORAGE_DIR=/data
+    FACESTREAM_HOST=0.0.0.0 FACESTREAM_PORT=9999 FACESTREAM_STORAGE_DIR=/data \
+    FACESTREAM_LOG_FORMAT=json
 
 WORKDIR /app
 COPY requirements.txt ./

@@ -48,7 +48,9 @@ class AsyncRealtimeClient:
 
     def __init__(self, server_url: str, session_id: str, sample_rate: int, *, message_ms: int = 20) -> None:
         base = server_url.rstrip("/")
-        self.url = base.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + f"{API}/ws/{session_id}"
+        self.url = (
+            base.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + f"{API}/ws/{session_id}"
+        )
         self.session_id = session_id
         self.sample_rate = sample_rate
         self.message_samples = max(1, sample_rate * message_ms // 1000)
@@ -58,6 +60,8 @@ class AsyncRealtimeClient:
         self._events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(EVENT_QUEUE)
         self._reader: asyncio.Task[None] | None = None
         self._refused: dict[str, Any] | None = None
+        self._answered = 0  # binary messages the server answered (accepted or backpressure)
+        self._answer = asyncio.Event()
 
     async def __aenter__(self) -> AsyncRealtimeClient:
         await self.connect()
@@ -85,26 +89,44 @@ class AsyncRealtimeClient:
         self.sent += 1
         return self.sent - 1
 
-    async def stream(self, pcm: bytes | np.ndarray, *, realtime: bool = True, lead_s: float = 0.1) -> int:
+    async def stream(
+        self, pcm: bytes | np.ndarray, *, realtime: bool = True, lead_s: float = 0.1, wait: bool = True
+    ) -> int:
         """Send ``pcm`` as ``message_ms`` messages; ``realtime`` paces them like a live source
-        (``lead_s`` ahead). Raises RealtimeBackpressureError when the server refuses one."""
+        (``lead_s`` ahead); ``wait``: return once the server answered every message. Raises
+        RealtimeBackpressureError when the server refuses one. Returns the messages sent."""
         data = _as_pcm16_bytes(pcm)
         step = self.message_samples * 2
         loop = asyncio.get_running_loop()
         start = loop.time()
         sent = 0
         for offset in range(0, len(data), step):
-            if self._refused is not None:
-                refused, self._refused = self._refused, None
-                raise RealtimeBackpressureError(
-                    int(refused["seq"]), float(refused["retry_after_seconds"]), str(refused["message"])
-                )
+            self._raise_refused()
             if realtime:
                 due = start + offset / 2 / self.sample_rate - lead_s
                 await asyncio.sleep(max(0.0, due - loop.time()))
             await self.send_pcm(data[offset : offset + step])
             sent += 1
+        if wait:
+            await self.answered()
         return sent
+
+    async def answered(self, timeout: float = 30.0) -> None:
+        """Wait until the server answered every message sent so far; raises
+        RealtimeBackpressureError if it refused one (the first refused is named)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._answered < self.sent:
+            self._answer.clear()
+            await asyncio.wait_for(self._answer.wait(), max(0.0, deadline - loop.time()))
+        self._raise_refused()
+
+    def _raise_refused(self) -> None:
+        if self._refused is not None:
+            refused, self._refused = self._refused, None
+            raise RealtimeBackpressureError(
+                int(refused["seq"]), float(refused["retry_after_seconds"]), str(refused["message"])
+            )
 
     async def final(self) -> None:
         await self._ws.send(json.dumps({"type": "final"}))
@@ -146,8 +168,17 @@ class AsyncRealtimeClient:
             self._offer(None)
 
     def _offer(self, event: dict[str, Any] | None) -> None:
-        if event is not None and event.get("type") == "backpressure":
-            self._refused = event
+        kind = event.get("type") if event is not None else None
+        if kind == "backpressure" and int(event["seq"]) >= 0:  # seq -1: WebRTC microphone audio
+            self._refused = self._refused or event
+        if kind in ("accepted", "backpressure") or (
+            kind == "error" and "audio message" in event.get("message", "")
+        ):
+            self._answered += 1
+            self._answer.set()
+        if event is None:
+            self._answered = self.sent  # nothing more will come
+            self._answer.set()
         while True:
             try:
                 self._events.put_nowait(event)

@@ -80,6 +80,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clip", type=float, default=60.0)
     ap.add_argument("--engine", default="cpu")
+    ap.add_argument("--control", type=float, default=15.0, help="seconds of live-only baseline")
     args = ap.parse_args()
     pcm24 = speech_pcm16(24000)
     reps = int(np.ceil(args.clip * 24000 / len(pcm24)))
@@ -99,6 +100,9 @@ def main() -> None:
         feeder.start()
         time.sleep(3.0)  # live session steady before the render starts
         session = registry.get(sid)
+        base0 = session.lateness.values().size
+        time.sleep(args.control)  # control: the same live session, same machine load, no render
+        control = session.lateness.values()[base0:] * 1000
         before = session.lateness.values().size
         stale0, ticks0 = session.stale_ticks, session.ticks_emitted
         result: dict = {}
@@ -111,10 +115,15 @@ def main() -> None:
         alone: dict = {}
         _batch(url, clip, alone)
     p50, p99 = np.percentile(late, [50, 99])
+    c50, c99 = np.percentile(control, [50, 99])
     print(f"load avg before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; cores: {os.cpu_count()}")
     print(
         f"live session during a {args.clip:.0f} s batch render: {late.size} frames, "
         f"lateness p50={p50:.1f} ms p99={p99:.1f} ms max={late.max():.1f} ms, stale ticks {stale}/{ticks}"
+    )
+    print(
+        f"control, live session alone for {args.control:.0f} s: lateness p50={c50:.1f} ms p99={c99:.1f} ms "
+        f"max={control.max():.1f} ms"
     )
     for name, r in (("batch with live session", result), ("batch alone", alone)):
         print(

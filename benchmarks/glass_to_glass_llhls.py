@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from benchmarks.glass_to_glass_hls import drive_page, summarize  # noqa: E402
+from benchmarks.glass_to_glass_hls import summarize  # noqa: E402
 
 GOAL_P50_S, STRETCH_P50_S, GOAL_P90_S = 0.8, 0.6, 1.0
 VIEWERS = 10
@@ -129,8 +129,12 @@ async def run_viewers(base: str, mode: str, count: int, seconds: float) -> dict[
     stats = {"playlists": 0, "parts": 0, "bytes": 0, "errors": 0}
     viewer = ll_viewer if mode == "ll" else ts_viewer
     stop = time.monotonic() + seconds
-    async with httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=count * 2)) as client:
-        await asyncio.gather(*(viewer(client, base, stop, stats) for _ in range(count)))
+
+    async def one() -> None:  # a client (connection pool) per viewer, as separate players have
+        async with httpx.AsyncClient(timeout=10) as client:
+            await viewer(client, base, stop, stats)
+
+    await asyncio.gather(*(one() for _ in range(count)))
     return stats
 
 
@@ -162,11 +166,40 @@ def cpu_costs(mode: str, seconds: float) -> dict[str, Any]:
     }
 
 
+def long_speech(seconds: float, out: Path) -> Path:
+    """The sample speech repeated to outlast the watch window (the session ends with the file)."""
+    import numpy as np
+    import soundfile as sf
+
+    from models.samples import SAMPLE_SPEECH
+
+    pcm, rate = sf.read(SAMPLE_SPEECH, dtype="int16")
+    sf.write(out, np.tile(pcm, int(seconds * rate / len(pcm)) + 2), rate, subtype="PCM_16")
+    return out
+
+
+def drive_page(url: str, seconds: float, chunk_duration: float, audio: Path) -> dict[str, Any]:
+    from browser_support import run_node
+
+    args = ["tests/browser/glass-to-glass.mjs", "--url", url, "--seconds", str(seconds)]
+    args += ["--audio", str(audio), "--chunk-duration", str(chunk_duration)]
+    result = run_node(args, {}, timeout_s=seconds + 120)
+    if result.returncode != 0:
+        raise RuntimeError(f"the page driver failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def latency(mode: str, seconds: float, chunk_duration: float) -> dict[str, Any]:
+    import tempfile
+
     from browser_support import running_server
 
-    with running_server({"FACESTREAM_DEBUG_BARCODE": "1", "FACESTREAM_HLS_MODE": mode}) as url:
-        return summarize(drive_page(url, seconds, chunk_duration))
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        running_server({"FACESTREAM_DEBUG_BARCODE": "1", "FACESTREAM_HLS_MODE": mode}) as url,
+    ):
+        audio = long_speech(seconds + 10, Path(tmp) / "speech.wav")
+        return summarize(drive_page(url, seconds, chunk_duration, audio))
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""One ffmpeg process fed by two pipes: rgb24 frames on stdin, s16le mono on an inherited fd.
+"""One ffmpeg process fed by two pipes: I420 frames on stdin, s16le mono on an inherited fd.
 
 Why two writer threads: ffmpeg reads its inputs independently, so a single writer alternating
 between a 768 KiB frame and a 3.8 KiB audio slice can deadlock against ffmpeg's own buffering.

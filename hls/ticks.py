@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from models.types import AudioSlice, VideoFrame
@@ -39,7 +40,11 @@ class TickValidator:
             raise ValueError(f"fps and sample_rate must be positive, got {self.fps}, {self.sample_rate}")
 
     def check(self, frame: VideoFrame, audio: AudioSlice) -> tuple[bytes, bytes]:
-        """Validate one tick without consuming it; returns (rgb24 bytes, s16le bytes)."""
+        """Validate one tick without consuming it; returns (I420 bytes, s16le bytes).
+
+        The RGB→I420 conversion (BT.601 limited range, ffmpeg's default for rawvideo input) runs
+        here in OpenCV, which releases the GIL, instead of in ffmpeg's swscale.
+        """
         image = frame.image
         if image.shape != (self.height, self.width, 3) or image.dtype != np.uint8:
             raise ValueError(
@@ -57,7 +62,8 @@ class TickValidator:
         if pcm.ndim != 1 or pcm.dtype != np.int16 or pcm.shape[0] != want:
             got = f"{pcm.shape} {pcm.dtype}"
             raise ValueError(f"tick {frame.index}: expected ({want},) int16 audio, got {got}")
-        return np.ascontiguousarray(image).tobytes(), pcm.astype("<i2", copy=False).tobytes()
+        i420 = cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420).reshape(-1)
+        return i420.tobytes(), pcm.astype("<i2", copy=False).tobytes()
 
     def commit(self, frame: VideoFrame) -> None:
         """Record that the tick checked last was queued."""

@@ -16,6 +16,7 @@ import contextlib
 import errno
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +36,12 @@ class RestartingSink:
 
     Called from the session's clock thread only (``write``/``end``), plus ``close`` from the owner.
     ``on_restart(count, reason)`` is told about each restart (metrics, logs).
+
+    A writer that stays alive but publishes nothing is treated as dead too: on a full disk ffmpeg
+    keeps running and only logs that it cannot open the next segment, so the playlist would just
+    stop. Once per second ``write`` checks that a segment was published within
+    ``publish_timeout_s`` (default 6 segment lengths, at least 6 s; the encoder's own queue limit
+    trips long before that under mere CPU load).
     """
 
     def __init__(
@@ -43,6 +50,8 @@ class RestartingSink:
         max_restarts: int,
         on_restart: Callable[[int, str], None] | None = None,
         label: str = "",
+        publish_timeout_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._factory = factory
         self.max_restarts = max_restarts
@@ -50,19 +59,42 @@ class RestartingSink:
         self._label = label
         self._lock = threading.Lock()
         self._closed = False
+        self._clock = clock
         self.restarts = 0
         self.sink = factory(False)
+        segment = float(getattr(self.sink, "segment_seconds", 1.0))
+        self.publish_timeout_s = publish_timeout_s or max(6.0, 6 * segment)
+        self._since = clock()  # when the current writer started or last published
+        self._published = 0
+        self._next_check = 0.0
 
     def start(self) -> RestartingSink:
         self.sink.start()
+        self._since = self._clock()
         return self
 
-    def write(self, frame: VideoFrame, audio: AudioSlice) -> None:
+    def write(self, frame: VideoFrame, audio: AudioSlice, timeout: float | None = None) -> None:
         try:
-            self.sink.write(frame, audio)
+            self.sink.write(frame, audio, timeout)
+            self._check_progress()
         except SinkFailedError as e:
             self._restart(e)
-            self.sink.write(frame, audio)
+            self.sink.write(frame, audio, timeout)
+
+    def _check_progress(self) -> None:
+        now = self._clock()
+        if now < self._next_check:
+            return
+        self._next_check = now + 1.0
+        try:
+            published = len(self.sink.segments_published)
+        except OSError:  # the directory briefly unreadable: no progress seen, judged next second
+            published = self._published
+        if published != self._published:
+            self._published, self._since = published, now
+        elif now - self._since > self.publish_timeout_s:
+            tail = " | ".join(self.sink.stderr_tail[-2:]) or "no message"
+            raise SinkFailedError(f"no segment published for {now - self._since:.0f} s (ffmpeg: {tail})")
 
     def end(self, timeout: float = 10.0) -> Any:
         try:
@@ -102,6 +134,7 @@ class RestartingSink:
                 self._end_playlist_of(old)
                 raise
             self.sink = fresh
+            self._since, self._published = self._clock(), 0
         if self._on_restart is not None:
             with contextlib.suppress(Exception):
                 self._on_restart(count, str(error))

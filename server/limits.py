@@ -15,7 +15,9 @@ plus room for the other form fields; every other route gets ``max_request_bytes`
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
 from typing import Any
 
 from server.settings import Settings
@@ -149,4 +151,36 @@ def check_image_pixels(data: bytes, max_pixels: int) -> None:
     if width * height > max_pixels:
         raise PayloadTooLargeError(
             f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels} pixels"
+        )
+
+
+def storage_free_bytes(directory: Path) -> int | None:
+    """Free bytes on the volume holding ``directory`` (or its nearest existing parent)."""
+    for candidate in (directory, *directory.parents):
+        try:
+            st = os.statvfs(candidate)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return None
+        return st.f_bavail * st.f_frsize
+    return None
+
+
+def check_storage(settings: Settings) -> None:
+    """Refuse a new session (507) while the storage volume is below ``min_free_storage_mb``.
+
+    Why before creating it: a session started on a full disk would only fail seconds later, when
+    its encoder cannot write a segment; refusing up front gives the client a clear answer.
+    """
+    from server.errors import StorageUnavailableError
+
+    free = storage_free_bytes(settings.storage_dir)
+    want = settings.min_free_storage_mb * 1024 * 1024
+    if free is None:
+        raise StorageUnavailableError("session storage is unavailable: cannot read its free space")
+    if free < want:
+        raise StorageUnavailableError(
+            f"session storage is unavailable: {free / 1048576:.1f} MiB free, "
+            f"{settings.min_free_storage_mb:g} MiB needed for a new session"
         )

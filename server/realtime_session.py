@@ -7,8 +7,9 @@ translates the session's errors into the port's.
 
 Events published: ``speech_started`` / ``speech_ended`` at the first / after the last frame of each
 scheduled utterance (a run on the timeline, so pauses inside one chunk do not split it),
-``interrupted`` + ``speech_ended(interrupted=True)`` on barge-in, ``final_accepted``, ``complete``
-or ``error`` when the session finishes; the bus closes with the session.
+``speech_ended(interrupted=True)`` on barge-in, ``complete`` or ``error`` when the session finishes;
+the bus closes with the session. (``final_accepted`` and ``interrupted`` are published by the routes
+that handled the request, so each reaches every listener exactly once.)
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from concurrent.futures import Executor
 import numpy as np
 
 from models.types import ENGINE_SAMPLE_RATE, FPS, AudioSlice, VideoFrame
-from server.errors import SpeechQueueFullError
 from server.barcode import stamp_barcode
+from server.errors import SpeechQueueFullError
 from server.realtime import protocol
 from server.realtime.debug import IngestLog
 from server.realtime.errors import SpeechBacklogFullError
@@ -108,7 +109,6 @@ class RealtimeSessionAdapter:
         loop = asyncio.get_running_loop()
         async with self._session.feed_order:
             await loop.run_in_executor(self._executor, self._session.finalize)
-        self.events.publish(protocol.final_accepted())
 
     async def interrupt(self) -> float:
         loop = asyncio.get_running_loop()
@@ -116,7 +116,6 @@ class RealtimeSessionAdapter:
             dropped = await loop.run_in_executor(self._executor, self._session.interrupt)
         if dropped > 0:
             self._edges.interrupted = True
-        self.events.publish(protocol.interrupted(dropped))
         return dropped
 
     def touch(self) -> None:

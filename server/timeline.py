@@ -161,10 +161,10 @@ class SpeechTimeline:
         its engine stream to the same sample (the engine re-listens to silence from there).
         Stream totals keep counting, so later speech continues at fresh stream positions.
         """
-        cut = self.consumed if at is None else at
-        if not 0 <= cut <= self.consumed:
-            raise ValueError(f"cut at {cut} must lie in [0, consumed={self.consumed}]")
-        self.consumed = cut
+        at_sample = self.consumed if at is None else at
+        if not 0 <= at_sample <= self.consumed:
+            raise ValueError(f"cut at {at_sample} must lie in [0, consumed={self.consumed}]")
+        self.consumed = at_sample
         dropped = 0
         keep: list[SpeechRun] = []
         for run in self.runs:
@@ -180,6 +180,8 @@ class SpeechTimeline:
             run.open = False
             keep.append(run)
         self.runs = keep
+        if self.final:  # the stream was to end after the dropped speech: it ends at the cut now
+            self.end_frame = max(keep[-1].end_frame if keep else 0, -(-at_sample // SPF))
         return dropped
 
     def queued_samples(self, playhead: int) -> int:

@@ -1,6 +1,8 @@
 // Live HLS player: hls.js (vendored, static/vendor/hls.min.js) where Media Source Extensions exist,
 // the browser's own HLS (Safari, iOS) otherwise.
 
+import { keepLiveSync } from './ll-sync.js';
+
 /**
  * Low-latency live settings measured with 1 s TS segments: ~1.34 s glass-to-glass against ~1.6 s
  * with hls.js defaults and ~3.7 s when joining late with defaults. Sync one segment from the live
@@ -17,13 +19,13 @@ export const LIVE_CONFIG = Object.freeze({
 /**
  * Low-Latency HLS (the server's `hls_mode=ll`, init answer `ll_hls: true`): 200 ms parts and
  * blocking playlist reload. No liveSyncDuration(Count) on purpose: hls.js then holds back the
- * playlist's PART-HOLD-BACK (3 parts, 0.6 s) instead of whole segments, and catches up by playing
- * up to 1.5× faster when it falls behind that.
+ * playlist's PART-HOLD-BACK (3 parts, 0.6 s) instead of whole segments; keepLiveSync plays up to
+ * 1.5× faster while the player is behind that.
  */
 export const LL_CONFIG = Object.freeze({
   lowLatencyMode: true,
-  maxLiveSyncPlaybackRate: 1.5,
-  liveSyncOnStallIncrease: 0.1,
+  maxLiveSyncPlaybackRate: 1, // catch-up is keepLiveSync's (ll-sync.js): hls.js needs > 1 s buffered
+  liveSyncOnStallIncrease: 0.1, // a stall adds 0.1 s to the target, not a whole segment
   backBufferLength: 4,
 });
 
@@ -85,6 +87,7 @@ export class LivePlayer {
       hls.loadSource(url);
       hls.attachMedia(this.video);
       this.hls = hls;
+      if (lowLatency) this.stopSync = keepLiveSync(hls, this.video);
     } else if (this.video.canPlayType('application/vnd.apple.mpegurl')) {
       this.video.src = url;
       this.video.addEventListener('ended', () => this.onEnded(), { once: true });
@@ -110,6 +113,8 @@ export class LivePlayer {
   }
 
   stop() {
+    this.stopSync?.();
+    this.stopSync = null;
     this.hls?.destroy();
     this.hls = null;
     this.recovered = false;

@@ -53,10 +53,61 @@ class TickRecorder:
         pass
 
 
+class RecordingStream:
+    """The real CPU engine stream, keeping every frame it renders (late ones included)."""
+
+    def __init__(self, inner) -> None:
+        self._inner = inner
+        self.frames: dict[int, VideoFrame] = {}
+
+    @property
+    def lookahead_frames(self) -> int:
+        return self._inner.lookahead_frames
+
+    def push_audio(self, pcm, context=None):
+        out = self._inner.push_audio(pcm, context)
+        self.frames.update((f.index, f) for f in out)
+        return out
+
+    def rewind(self, frame_index: int) -> None:
+        self._inner.rewind(frame_index)
+
+    def flush(self):
+        return self._inner.flush()
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class RecordingEngine:
+    """``CpuEngine`` whose streams record what they render, in session creation order."""
+
+    name = "cpu"
+
+    def __init__(self) -> None:
+        from models.cpu_engine import CpuEngine
+
+        self._inner = CpuEngine()
+        self.streams: list[RecordingStream] = []
+
+    def prepare(self, image, params):
+        return self._inner.prepare(image, params)
+
+    def prepare_bytes(self, data, params):
+        return self._inner.prepare_bytes(data, params)
+
+    def open_stream(self, avatar, params) -> RecordingStream:
+        stream = RecordingStream(self._inner.open_stream(avatar, params))
+        self.streams.append(stream)
+        return stream
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[tuple[str, object]]:
     settings = Settings(storage_dir=tmp_path_factory.mktemp("rt") / "s", static_dir=None)
-    app = create_app(settings)
+    engine = RecordingEngine()
+    app = create_app(settings, engine=engine)
+    app.state.test_engine = engine
     with live_server(app) as url:
         yield url, app
 
@@ -99,8 +150,9 @@ async def test_websocket_feed_matches_http_feed(server, sample_face_path, speech
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         http_sid = await _init(client, face)
         ws_sid = await _init(client, face)
-        http_session, http_rec = _record(app, http_sid)
-        ws_session, ws_rec = _record(app, ws_sid)
+        http_stream, ws_stream = app.state.test_engine.streams[-2:]
+        http_session = app.state.registry.get(http_sid)
+        ws_session = app.state.registry.get(ws_sid)
 
         r = await client.post(
             f"{API}/feed",
@@ -121,7 +173,9 @@ async def test_websocket_feed_matches_http_feed(server, sample_face_path, speech
                 async for event in rt.events():
                     events.append(event)
                     if event["type"] == "final_accepted":  # everything is scheduled, none played out
-                        ws_runs.extend((r.start_frame, r.end_frame) for r in ws_session.schedule.timeline.runs)
+                        ws_runs.extend(
+                            (r.start_frame, r.end_frame) for r in ws_session.schedule.timeline.runs
+                        )
 
             await asyncio.wait_for(collect(), 30)
 
@@ -137,16 +191,17 @@ async def test_websocket_feed_matches_http_feed(server, sample_face_path, speech
     assert len(http_runs) == 1 and len(ws_runs) == 1, (http_runs, ws_runs)
     n = http_runs[0][1] - http_runs[0][0]
     assert n == ws_runs[0][1] - ws_runs[0][0] == -(-len(speech) // SAMPLES_PER_FRAME)
+    # Compare what the engine rendered for each session (a frame rendered too late for its tick is
+    # replaced on air by a repeat, which depends on the machine's load, not on the feed path).
     a0, b0 = http_runs[0][0], ws_runs[0][0]
-    pairs = [(http_rec.ticks.get(a0 + k), ws_rec.ticks.get(b0 + k)) for k in range(-3, n + 3)]
+    pairs = [(http_stream.frames.get(a0 + k), ws_stream.frames.get(b0 + k)) for k in range(-3, n)]
     assert all(a is not None and b is not None for a, b in pairs)
-    assert all(a.motion is not None and b.motion is not None for a, b in pairs), "stale frames"
     for field in AUDIO_FIELDS:
         ha = np.array([getattr(a.motion, field) for a, _ in pairs])
         wb = np.array([getattr(b.motion, field) for _, b in pairs])
         np.testing.assert_allclose(ha, wb, atol=1e-6, err_msg=field)
     assert [a.speech for a, _ in pairs] == [b.speech for _, b in pairs]
-    assert sum(a.speech for a, _ in pairs) > n // 2  # the clip is mostly speech
+    assert sum(a.speech for a, _ in pairs) > len(pairs) // 2  # the clip is mostly speech
     assert max(a.motion.jaw_open for a, _ in pairs) > 0.2
 
 
@@ -187,7 +242,9 @@ async def test_interrupt_returns_to_idle_within_100ms_and_later_speech_plays(
             assert start > at + 3
             await _until(lambda: session.playhead >= start + 30, 5, "the second utterance")
             later = [rec.ticks[i] for i in range(start, start + 30)]
-            assert sum(t.speech for t in later) >= 15 and max(t.motion.jaw_open for t in later) > 0.2
+            rendered = [t for t in later if t.motion is not None]  # a loaded box may repeat a few
+            assert len(rendered) >= 20 and sum(t.speech for t in later) >= 15
+            assert max(t.motion.jaw_open for t in rendered) > 0.2
             assert max(t.audio_peak for t in later) > 1000
             await rt.final()
             await rt.wait_for("complete", timeout=10)
@@ -211,7 +268,7 @@ async def test_sse_events_stream(server, sample_face_path, speech) -> None:
         r = await client.post(
             f"{API}/feed",
             data={"session_id": sid, "is_final_chunk": "true"},
-            files={"audio_chunk": ("s.wav", wav_bytes(speech[: RATE], RATE), "audio/wav")},
+            files={"audio_chunk": ("s.wav", wav_bytes(speech[:RATE], RATE), "audio/wav")},
         )
         assert r.status_code == 200, r.text
         await asyncio.wait_for(reader, 15)  # ends when the session completes

@@ -4,13 +4,16 @@ mid-upload. Each case: the other session keeps streaming and nothing leaks."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
+import subprocess
 import time
 from urllib.parse import urlparse
 
+import pytest
 from test_hardening_support import (
     ffmpeg_children,
     last_segment,
@@ -159,3 +162,54 @@ def test_a_client_vanishing_mid_upload_costs_nothing(tmp_path, sample_face_path)
         assert not any('status="500"' in k for k in metrics)
     assert not ffmpeg_children()
     shutil.rmtree(tmp_path / "sessions", ignore_errors=True)
+
+
+def _mount_tmpfs(path, size: str) -> bool:
+    path.mkdir()
+    try:
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+        )
+    except OSError:
+        return False
+    return done.returncode == 0
+
+
+@pytest.mark.slow
+def test_a_full_disk_fails_sessions_cleanly_and_refuses_new_ones_with_507(tmp_path, sample_face_path) -> None:
+    volume = tmp_path / "volume"
+    if not _mount_tmpfs(volume, "8m"):
+        pytest.skip("cannot mount a small tmpfs here (needs root / CAP_SYS_ADMIN)")
+    face = sample_face_path.read_bytes()
+    try:
+        with probe_app(
+            tmp_path, storage_dir=volume / "sessions", min_free_storage_mb=1, max_sink_restarts=1
+        ) as (client, settings, _):
+            sid = init_session(client, face)["session_id"]
+            assert wait_until(lambda: last_segment(client, sid) >= 1, 10)
+            assert client.get("/ready").status_code == 200
+            filler = volume / "filler"
+            with filler.open("wb") as f, contextlib.suppress(OSError):  # fill the volume to the last byte
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            st = wait_status(
+                client, sid, "failed", 30
+            )  # alive but publishing nothing: restarted, then failed
+            assert st["status"] == "failed" and "no segment published" in st["error"], st
+            assert wait_until(lambda: not ffmpeg_children(), 5) and wait_until(
+                lambda: not session_threads(sid), 5
+            )
+            r = client.post(f"{API}/init", files={"image": ("f.jpg", face, "image/jpeg")})
+            assert r.status_code == 507 and "MiB free" in r.json()["message"], r.text
+            ready = client.get("/ready")
+            assert ready.status_code == 503 and "storage" in ready.json()["reason"]
+            filler.unlink()  # space back: the server recovers without a restart
+            assert client.get("/ready").status_code == 200
+            fresh = init_session(client, face)["session_id"]
+            assert wait_until(lambda: last_segment(client, fresh) >= 1, 10)
+            assert client.delete(f"{API}/session/{sid}").status_code == 200
+            assert not (settings.storage_dir / sid).exists()
+    finally:
+        subprocess.run(["umount", "-l", str(volume)], check=False)
+    assert not ffmpeg_children()

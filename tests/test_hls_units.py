@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -40,9 +41,15 @@ def _tick(i: int, n_audio: int = 1920, shape=(64, 64, 3), rate: int = 48000) -> 
 def test_validator_accepts_consecutive_ticks_and_returns_raw_bytes() -> None:
     v = TickValidator(64, 64, 25, 48000)
     for i in range(5, 8):
-        video, audio = v.check(*_tick(i))
-        assert len(video) == 64 * 64 * 3 and len(audio) == 1920 * 2
-        v.commit(_tick(i)[0])
+        _, slice_ = _tick(i)
+        yy, xx = np.mgrid[0:64, 0:64]
+        gradient = np.stack([xx * 4, yy * 4, (xx + yy) * 2], axis=-1).astype(np.uint8)
+        frame = VideoFrame(i, gradient)
+        video, audio = v.check(frame, slice_)
+        assert len(video) == 64 * 64 * 3 // 2 and len(audio) == 1920 * 2  # I420 + s16le
+        back = cv2.cvtColor(np.frombuffer(video, np.uint8).reshape(96, 64), cv2.COLOR_YUV2RGB_I420)
+        assert np.abs(back.astype(int) - frame.image.astype(int)).mean() < 4
+        v.commit(frame)
     assert v.ticks == 3 and v.next_index == 8
 
 

@@ -38,7 +38,9 @@ def server(tmp_path_factory, sample_face_path: Path):
         assert answer["hls_url"] == f"/hls/{answer['session_id']}/playlist.m3u8"
         base = f"/hls/{answer['session_id']}"
         # block until segment 3 has its first part: two complete segments are listed by then
-        r = client.get(f"{base}/playlist.m3u8", params={"_HLS_msn": 3, "_HLS_part": 0}, timeout=10)
+        for msn in (1, 2, 3, 3, 3):  # ≤ 2 segments ahead of the live edge (else 400); 503 = retry
+            r = client.get(f"{base}/playlist.m3u8", params={"_HLS_msn": msn, "_HLS_part": 0}, timeout=10)
+            assert r.status_code in (200, 503), r.text
         assert r.status_code == 200, r.text
         yield client, base, app, answer["session_id"]
 
@@ -112,7 +114,9 @@ def test_segments_are_their_parts_and_decode_after_the_init_segment(server, tmp_
     media.write_bytes(init.content + seg.content)
     streams = {s["codec_type"]: s for s in probe(media)["streams"]}
     assert streams["video"]["codec_name"] == "h264" and streams["audio"]["codec_name"] == "aac"
-    assert float(streams["video"]["duration"]) == pytest.approx(1.0, abs=0.05)
+    video = streams["video"]
+    shown = float(video["duration"]) - float(video.get("start_time", 0))  # tfdt: the segment's start
+    assert shown == pytest.approx(1.0, abs=0.05), video
 
 
 def test_blocking_reload_answers_when_the_hinted_part_is_written(server) -> None:
@@ -125,9 +129,9 @@ def test_blocking_reload_answers_when_the_hinted_part_is_written(server) -> None
     assert f'URI="part_{msn}_{part}.m4s"' in r.text or (part > 0 and f"seg_{msn}.m4s" in r.text)
     assert "max-age" in r.headers["cache-control"]
     assert waited < PART_S + 0.3, f"held {waited:.3f} s for a part due within {PART_S} s"
-    # already available: answered at once
+    # already available (a complete earlier segment): answered at once
     t0 = time.monotonic()
-    assert client.get(f"{base}/playlist.m3u8", params={"_HLS_msn": msn}).status_code == 200
+    assert client.get(f"{base}/playlist.m3u8", params={"_HLS_msn": msn - 1}).status_code == 200
     assert time.monotonic() - t0 < 0.2
 
 
@@ -164,7 +168,9 @@ async def test_many_waiters_share_one_render_per_change(server) -> None:
     before = live.renders
     async with httpx.AsyncClient(base_url=str(client.base_url), timeout=10) as aclient:
         params = {"_HLS_msn": msn, "_HLS_part": part}
-        answers = await asyncio.gather(*(aclient.get(f"{base}/playlist.m3u8", params=params) for _ in range(10)))
+        answers = await asyncio.gather(
+            *(aclient.get(f"{base}/playlist.m3u8", params=params) for _ in range(10))
+        )
     assert all(a.status_code == 200 for a in answers)
     assert len({a.text for a in answers}) <= 2
     assert live.renders - before <= 3, "rendered per viewer instead of per change"

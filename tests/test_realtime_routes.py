@@ -259,7 +259,9 @@ async def test_http_interrupt_and_sse_events(server, session) -> None:
         assert json.loads(record[3].removeprefix("data: "))["interrupted"] is True
         session.close()  # the stream ends with the session
         rest = [line async for line in lines]
-        assert all(not line or line.startswith(":") for line in rest)
+        # the route publishes its own ``interrupted`` to every listener; nothing else follows
+        assert [line for line in rest if line.startswith("event: ")] == ["event: interrupted"]
+        assert all(not line or line.startswith((":", "event: ", "id: ", "data: ")) for line in rest)
 
 
 async def test_webrtc_offer_answer_over_http(server, session, monkeypatch) -> None:

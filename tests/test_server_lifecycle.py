@@ -254,7 +254,7 @@ def test_an_engine_fault_fails_the_session_and_ends_its_playlist(tmp_path, sampl
 
 
 def test_the_live_window_bounds_segments_on_disk(tmp_path, sample_face_path):
-    with probe_server(tmp_path, live_window_segments=2) as (client, storage, _):
+    with probe_server(tmp_path, live_window_segments=2, recording_max_seconds=0) as (client, storage, _):
         sid = init_session(client, sample_face_path.read_bytes())["session_id"]
         time.sleep(5.5)
         playlist = client.get(f"/hls/{sid}/playlist.m3u8").text

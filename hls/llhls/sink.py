@@ -77,8 +77,9 @@ class LlHlsSink:
     def _archive(self, msn: int) -> None:
         if self.archive is not None and msn not in self.archive.segment_numbers[-1:]:
             data = self.timeline.completed_segment(msn)
-            if data is not None:
-                self.archive.add_segment(msn, data)
+            duration = self.timeline.segment_duration(msn)
+            if data is not None and duration is not None:
+                self.archive.add_segment(msn, data, duration)
 
     def start(self) -> LlHlsSink:
         self._feeder.start()
@@ -98,6 +99,8 @@ class LlHlsSink:
             last = self.timeline.snapshot().segments
             if last:
                 self._archive(last[-1].msn)
+            if self.archive is not None:
+                self.archive.write_playlist()
         finally:
             self._feeder.close()
 

@@ -272,6 +272,12 @@ class LlHlsTimeline:
         """The bytes of segment ``msn`` if it is complete and still held (for archiving), else None."""
         return self.resource(segment_uri(msn))
 
+    def segment_duration(self, msn: int) -> float | None:
+        """Media seconds of segment ``msn`` while it is held, else None."""
+        with self._cond:
+            seg = next((s for s in self.segments if s.msn == msn), None)
+            return None if seg is None else seg.duration
+
     @property
     def next_part(self) -> tuple[int, int] | None:
         """(msn, index) of the part named by the preload hint (None once ended)."""

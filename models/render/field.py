@@ -2,7 +2,7 @@
 
 Precomputed once: on a half-resolution grid over the moving region (the ROI inside the fixed
 ring), the triangle covering each grid point and its barycentric weights, as a sparse matrix.
-Per frame: vertex displacements → forward positions of the grid (one sparse product), splatted
+Per frame: vertex displacements → forward positions of the grid (a sparse product per axis), splatted
 to find which deformed triangle covers each output grid point, mapped back through per-triangle
 affine inverses, upsampled ×2, then one cv2.remap of the ROI's pixels. Outside the ROI the
 frame is the avatar image untouched.
@@ -108,14 +108,14 @@ class WarpField:
         ids = np.zeros(n_cells + 1, dtype=np.intp)  # triangle id + 1, 0 = unknown; last = discard
         ids[flat] = self._covered_code
         tri = _fill_holes(ids[:n_cells].reshape(gh, gw)).ravel()
-        a = np.take(affine, tri, axis=1)  # (6, cells); unknown cells (id 0) take the identity
+        a = np.take(affine, tri, axis=0)  # (cells, 6); unknown cells (id 0) take the identity
         px, py = self._grid_x, self._grid_y
-        hx = a[0] * px
-        hx += a[1] * py
-        hx += a[4]
-        hy = a[2] * px
-        hy += a[3] * py
-        hy += a[5]
+        hx = a[:, 0] * px
+        hx += a[:, 1] * py
+        hx += a[:, 4]
+        hy = a[:, 2] * px
+        hy += a[:, 3] * py
+        hy += a[:, 5]
         size = (gw * GRID_STEP, gh * GRID_STEP)
         rows = slice(GRID_STEP, GRID_STEP + self.roi.height)
         cols = slice(GRID_STEP, GRID_STEP + self.roi.width)
@@ -146,49 +146,58 @@ def _fill_holes(ids: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, slots=True)
 class _ReferenceTriangles:
-    """Per-triangle reference geometry, fixed per avatar."""
+    """Per-triangle reference geometry, fixed per avatar, as flat (T,) component arrays: a
+    triangle is a few hundred to a few thousand elements, where per-component arithmetic beats
+    batched 2x2 matrix products by far."""
 
-    tris: np.ndarray  # (T, 3) vertex ids
-    a_ref: np.ndarray  # (T, 2) first vertex
-    m_ref: np.ndarray  # (T, 2, 2) edge vectors as columns
-    det_ref: np.ndarray  # (T,) |det m_ref|, at least 1e-6
+    corners: tuple[np.ndarray, np.ndarray, np.ndarray]  # vertex ids of corners 0, 1, 2
+    ax: np.ndarray  # corner 0
+    ay: np.ndarray
+    e1x: np.ndarray  # edge corner 0 → 1
+    e1y: np.ndarray
+    e2x: np.ndarray  # edge corner 0 → 2
+    e2y: np.ndarray
+    area: np.ndarray  # |det [e1 e2]|, at least 1e-6
 
     @classmethod
     def of(cls, points: np.ndarray, tris: np.ndarray) -> _ReferenceTriangles:
-        corners = points[tris]  # (T, 3, 2)
-        a_ref = corners[:, 0]
-        m_ref = np.stack([corners[:, 1] - a_ref, corners[:, 2] - a_ref], axis=2)
-        det_ref = np.abs(m_ref[:, 0, 0] * m_ref[:, 1, 1] - m_ref[:, 0, 1] * m_ref[:, 1, 0])
-        return cls(tris, a_ref, m_ref, np.maximum(det_ref, 1e-6))
+        ids = tuple(np.ascontiguousarray(tris[:, k], dtype=np.intp) for k in range(3))
+        x, y = (np.ascontiguousarray(points[:, k]) for k in (0, 1))
+        ax, ay = x[ids[0]], y[ids[0]]
+        e1x, e1y, e2x, e2y = x[ids[1]] - ax, y[ids[1]] - ay, x[ids[2]] - ax, y[ids[2]] - ay
+        area = np.maximum(np.abs(e1x * e2y - e2x * e1y), 1e-6)
+        return cls(ids, ax, ay, e1x, e1y, e2x, e2y, area)  # type: ignore[arg-type]
 
 
 def _inverse_affines(ref: _ReferenceTriangles, deformed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per triangle, the affine map deformed → reference as a (6, T + 1) float32 table (rows: the
-    linear part a00 a01 a10 a11, then the offset x y; column 0 is the identity, column t + 1 is
+    """Per triangle, the affine map deformed → reference as a (T + 1, 6) float32 table (columns:
+    the linear part a00 a01 a10 a11, then the offset x y; row 0 is the identity, row t + 1 is
     triangle t), and whether each triangle may splat: badly squeezed or stretched ones (area
-    ratio past ~2.8x: a closing lid, the stretched mouth slit) may not, since extrapolating a
+    ratio past ~2.87x: a closing lid, the stretched mouth slit) may not, since extrapolating a
     steep inverse fetches far pixels."""
-    corners = deformed[ref.tris]  # (T, 3, 2)
-    a_def = corners[:, 0]
-    e1 = corners[:, 1] - a_def
-    e2 = corners[:, 2] - a_def
-    det = e1[:, 0] * e2[:, 1] - e2[:, 0] * e1[:, 1]
+    x, y = np.ascontiguousarray(deformed[:, 0]), np.ascontiguousarray(deformed[:, 1])
+    i0, i1, i2 = ref.corners
+    dx, dy = x[i0], y[i0]
+    f1x, f1y, f2x, f2y = x[i1] - dx, y[i1] - dy, x[i2] - dx, y[i2] - dy
+    det = f1x * f2y - f2x * f1y
     degenerate = np.abs(det) < 1e-6
     inv_det = 1.0 / np.where(degenerate, 1.0, det)
-    # inverse of [[e1x, e2x], [e1y, e2y]] = [[e2y, -e2x], [-e1y, e1x]] / det
-    inv = np.empty((len(det), 2, 2))
-    inv[:, 0, 0] = e2[:, 1] * inv_det
-    inv[:, 0, 1] = -e2[:, 0] * inv_det
-    inv[:, 1, 0] = -e1[:, 1] * inv_det
-    inv[:, 1, 1] = e1[:, 0] * inv_det
-    lin = ref.m_ref @ inv
-    lin[degenerate] = np.eye(2)  # a collapsed triangle covers no area; any map will do
-    off = ref.a_ref - np.einsum("tij,tj->ti", lin, a_def)
-    table = np.empty((6, len(det) + 1), dtype=np.float32)
-    table[:, 0] = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
-    table[:4, 1:] = lin.reshape(-1, 4).T
-    table[4:, 1:] = off.T
-    ratio = np.abs(det) / ref.det_ref
+    # inverse of the deformed edge matrix [[f1x, f2x], [f1y, f2y]], times the reference one
+    i00, i01, i10, i11 = f2y * inv_det, -f2x * inv_det, -f1y * inv_det, f1x * inv_det
+    table = np.empty((len(det) + 1, 6), dtype=np.float32)
+    table[0] = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
+    lin = (
+        ref.e1x * i00 + ref.e2x * i10,
+        ref.e1x * i01 + ref.e2x * i11,
+        ref.e1y * i00 + ref.e2y * i10,
+        ref.e1y * i01 + ref.e2y * i11,
+    )
+    for k, part in enumerate(lin):
+        part[degenerate] = 1.0 if k in (0, 3) else 0.0  # a collapsed triangle covers no area
+        table[1:, k] = part
+    table[1:, 4] = ref.ax - (lin[0] * dx + lin[1] * dy)
+    table[1:, 5] = ref.ay - (lin[2] * dx + lin[3] * dy)
+    ratio = np.abs(det) / ref.area
     splat_ok = np.abs(np.log2(np.clip(ratio, 1e-6, 1e6))) < _MAX_SPLAT_LOG2_RATIO
     return table, splat_ok
 

@@ -18,9 +18,7 @@ from server.webrtc.peer import IceServer, WebRtcConfig, WebRtcGateway
 
 
 def webrtc_config(settings: Settings) -> WebRtcConfig:
-    servers = tuple(
-        IceServer(tuple(s.urls), s.username, s.credential) for s in settings.webrtc_ice_servers
-    )
+    servers = tuple(IceServer(tuple(s.urls), s.username, s.credential) for s in settings.webrtc_ice_servers)
     return WebRtcConfig(ice_servers=servers)
 
 
@@ -41,7 +39,9 @@ def include_realtime(app: FastAPI, settings: Settings) -> None:
         return app.state.webrtc_gateway
 
     limits = RealtimeLimits(max_chunk_seconds=min(1.0, settings.max_chunk_seconds))
-    app.include_router(build_realtime_router(get_session, get_gateway, limits=limits, error_status=status_for))
+    app.include_router(
+        build_realtime_router(get_session, get_gateway, limits=limits, error_status=status_for)
+    )
     if settings.debug_barcode:
         from server.realtime import debug
 

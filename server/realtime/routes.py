@@ -102,6 +102,7 @@ def build_realtime_router(
         port = await _resolve(get_session(session_id))
         port.touch()
         dropped = await _resolve(port.interrupt())
+        port.events.publish(protocol.interrupted(dropped))
         return {"status": "success", "session_id": session_id, "dropped_seconds": round(dropped, 3)}
 
     @router.get(PREFIX + "/events/{session_id}")
@@ -229,10 +230,11 @@ class _IngestConnection:
             control = protocol.parse_control(text)
             if control is protocol.Control.FINAL:
                 await _resolve(self._port.finalize())
-                await self._send(protocol.final_accepted())
+                # on the bus, not only this socket: SSE listeners and other sockets learn it too
+                self._port.events.publish(protocol.final_accepted())
             elif control is protocol.Control.INTERRUPT:
                 dropped = await _resolve(self._port.interrupt())
-                await self._send(protocol.interrupted(dropped))
+                self._port.events.publish(protocol.interrupted(dropped))
         except FacestreamError as exc:
             await self._send(protocol.error(type(exc).__name__, str(exc)))
 

@@ -10,7 +10,7 @@ from models.types import ENGINE_SAMPLE_RATE
 from server.audio.decode import decode_audio_chunk
 from server.errors import InvalidFieldError, SessionFinishedError
 from server.forms import parse_bool, parse_engine_params, parse_float, parse_int, read_upload
-from server.limits import check_image_pixels
+from server.limits import check_image_pixels, check_storage
 from server.playlist_status import playlist_progress
 from server.registry import SessionRegistry
 
@@ -40,6 +40,7 @@ async def init_session(
     raw_rate = parse_int("audio_sample_rate", audio_sample_rate, 24_000, 8_000, 192_000)
     data = await read_upload("image", image, registry.settings.max_image_bytes)
     check_image_pixels(data, registry.settings.max_image_pixels)  # header only: bombs → 413
+    check_storage(registry.settings)  # a (nearly) full or missing volume → 507, not a later failure
     session = await registry.create(data, params, window, raw_rate)
     return {
         "status": "success",

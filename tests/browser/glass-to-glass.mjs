@@ -16,6 +16,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '20' },
     'chunk-duration': { type: 'string', default: '0.5' },
     screenshot: { type: 'string' },
+    audio: { type: 'string' }, // a speech file to stream instead of assets/sample_speech.wav
   },
 });
 const url = values.url.replace(/\/+$/, '');
@@ -33,7 +34,7 @@ try {
   await page.getByLabel('Chunk length (s)').fill(values['chunk-duration']);
   await page.getByRole('button', { name: 'Start session' }).click();
   await page.waitForFunction(() => window.facestream.client?.sessionId, null, { timeout: 20000 });
-  await page.setInputFiles('#audio-file', join(ROOT, 'assets/sample_speech.wav'));
+  await page.setInputFiles('#audio-file', values.audio || join(ROOT, 'assets/sample_speech.wav'));
   await page.getByRole('button', { name: 'Stream the file' }).click();
   await page.waitForFunction(() => window.facestream.probe?.firstFrameAt, null, { timeout: 20000 });
 
