@@ -208,7 +208,9 @@ class HlsSink:
 
     def _refresh(self) -> None:
         """Merge the playlist's current segments into the published log (cheap when unchanged)."""
-        with contextlib.suppress(FileNotFoundError):
+        # OSError, not just FileNotFoundError: a removed or replaced session directory
+        # (NotADirectoryError, PermissionError) must not kill the watcher thread.
+        with contextlib.suppress(OSError):
             st = self.playlist_path.stat()
             stamp = (st.st_mtime_ns, st.st_size)
             with self._seen_cond:
