@@ -16,7 +16,11 @@ RTP over loopback, Chromium's jitter buffer, decode and compositing.
     python benchmarks/glass_to_glass_webrtc.py [--seconds 15] [--lead-ms 400] [--margin-ms 120] [--json]
     python benchmarks/glass_to_glass_webrtc.py --url http://127.0.0.1:9999   # a running debug server
 
-Without ``--url`` it starts its own server (``facestream serve`` on loopback, CPU engine).
+Without ``--url`` it creates a network namespace whose only interface is ``lo`` (needs root and
+iproute2), starts its own server there (``facestream serve`` on loopback, CPU engine,
+``FACESTREAM_WEBRTC_ALLOW_LOOPBACK=1``) and re-runs itself there with ``--url``, so Chromium, the
+server and this script talk over loopback only: ``ice_pair`` in the output shows the pair ICE
+selected. With ``--url`` everything runs in the caller's namespace against that server.
 """
 
 from __future__ import annotations
@@ -199,9 +203,52 @@ def measure(url: str, seconds: float) -> dict[str, Any]:
         "server_stale_ticks": status.get("stale_ticks"),
         "server_lateness_ms": status.get("lateness_ms"),
         "client_cpu_s": round(client_cpu, 2),
+        "ice_pair": run.get("icePair"),
         "page_errors": run.get("errors", []) + run.get("problems", []),
         "load_avg": os.getloadavg()[0],
     }
+
+
+def server_env(lead_ms: float | None = None, margin_ms: float | None = None) -> dict[str, str]:
+    """The server settings for a measurement: debug barcodes, loopback ICE, optional lead/margin."""
+    env = {"FACESTREAM_DEBUG_BARCODE": "1", "FACESTREAM_WEBRTC_ALLOW_LOOPBACK": "1"}
+    if lead_ms is not None:
+        env["FACESTREAM_LATENCY_LEAD_MS"] = str(lead_ms)
+    if margin_ms is not None:
+        env["FACESTREAM_RENDER_MARGIN_MS"] = str(margin_ms)
+    return env
+
+
+def measure_in(exec_prefix: list[str], url: str, seconds: float) -> dict[str, Any]:
+    """``measure`` run by a copy of this script started with ``exec_prefix`` (inside the server's
+    network namespace, where its loopback URL is reachable)."""
+    cmd = [*exec_prefix, sys.executable, str(Path(__file__).resolve()), "--url", url]
+    result = subprocess.run(
+        [*cmd, "--seconds", str(seconds), "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 150,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"the measurement failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def measure_in_namespace(
+    seconds: float, lead_ms: float | None = None, margin_ms: float | None = None
+) -> dict[str, Any]:
+    """A server and a measurement inside a fresh network namespace with only ``lo``."""
+    from browser_support import netns_unavailable, network_namespace, running_server
+
+    why = netns_unavailable()
+    if why:
+        raise SystemExit(f"{why}; or start a debug server yourself and pass --url (see --help)")
+    with (
+        network_namespace() as prefix,
+        running_server(server_env(lead_ms, margin_ms), exec_prefix=prefix) as url,
+    ):
+        return measure_in(prefix, url, seconds)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -219,15 +266,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.url:
         summary = measure(args.url, args.seconds)
     else:
-        from browser_support import running_server
-
-        env = {"FACESTREAM_DEBUG_BARCODE": "1"}
-        if args.lead_ms is not None:
-            env["FACESTREAM_LATENCY_LEAD_MS"] = str(args.lead_ms)
-        if args.margin_ms is not None:
-            env["FACESTREAM_RENDER_MARGIN_MS"] = str(args.margin_ms)
-        with running_server(env) as url:
-            summary = measure(url, args.seconds)
+        summary = measure_in_namespace(args.seconds, args.lead_ms, args.margin_ms)
     if args.json:
         print(json.dumps(summary))
     else:

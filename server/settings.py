@@ -100,10 +100,13 @@ class Settings(BaseSettings):
     superfast ~0.075 at ~1.05 Mbit/s, ultrafast ~0.06 at ~1.85 Mbit/s. superfast buys ~1/4 of the
     encoder's CPU (more live sessions per core) for a still modest bitrate."""
     hls_mode: str = "ts"
-    """``ll``: Low-Latency HLS (fMP4 parts, blocking playlist reload; server.llhls_routes), ~0.6 s
-    glass to glass in hls.js and still a valid plain playlist for players without LL support;
-    ``ts``: MPEG-TS segments from ffmpeg's HLS muxer (~1.3 s). Same ``/hls/<id>/playlist.m3u8``
-    and one encoder per session either way (benchmarks/glass_to_glass_llhls.py)."""
+    """``ll``: Low-Latency HLS (fMP4 parts, blocking playlist reload; server.llhls_routes), a valid
+    plain playlist too for players without LL support; ``ts``: MPEG-TS segments from ffmpeg's HLS
+    muxer. Same ``/hls/<id>/playlist.m3u8`` and one encoder per session either way. Measured
+    (benchmarks/glass_to_glass_llhls.py, hls.js in Chromium, 2 loaded cores): ll p50 0.72 s /
+    p90 0.8-1.1 s, ts p50 1.4-2.0 s, same CPU per session (~0.2 core incl. rendering). ``ts`` stays
+    the default because its writer restarts behind a discontinuity when ffmpeg dies (server.faults)
+    and its 1 s buffer stalls less on a starved CPU; choose ``ll`` for sub-second latency."""
     llhls_part_seconds: float = Field(0.2, gt=0)
     """LL-HLS part length (whole frames; the segment a whole number of parts)."""
     llhls_block_timeout_s: float = Field(3.0, gt=0)
@@ -118,6 +121,10 @@ class Settings(BaseSettings):
 
     webrtc_ice_servers: list[IceServerSetting] = []
     """STUN/TURN servers for WebRTC viewers, JSON (see server.webrtc.settings); none on a LAN."""
+    webrtc_allow_loopback: bool = False
+    """For tests and single-host development only: WebRTC also gathers 127.0.0.1 host candidates
+    (aioice skips loopback), so a browser on this host can pair over loopback, e.g. inside a network
+    namespace whose only interface is ``lo`` (server.webrtc.loopback). Leave off in production."""
 
     @field_validator("log_level")
     @classmethod

@@ -128,7 +128,8 @@ async function startSession() {
     state.client = client;
     state.timings.initAnsweredAt = performance.timeOrigin + performance.now();
     const preview = session.preview_url ?? session.crop_url;
-    if (preview) showFace(client.url(preview), `The ${session.width}×${session.height} crop the server animates`);
+    // Once known, the server's own crop replaces the local photo: it is exactly what gets animated.
+    if (preview) showFace(client.url(preview), `The ${session.width}×${session.height} crop of ${state.face.name} the server animates`);
     status.say(session.message || 'Session started.');
     setBusy(true);
     const rtc = transport() === 'webrtc';

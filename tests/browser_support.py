@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -41,16 +42,46 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def netns_unavailable() -> str | None:
+    """Why this process cannot create a network namespace, or None when it can (root + iproute2)."""
+    if shutil.which("ip") is None:
+        return "iproute2's `ip` is not installed (needed to create a network namespace)"
+    if os.geteuid() != 0:
+        return "creating a network namespace needs root (`ip netns add`)"
+    return None
+
+
 @contextlib.contextmanager
-def running_server(env: dict[str, str] | None = None, timeout_s: float = 60.0) -> Iterator[str]:
-    """Starts ``facestream serve`` on a free loopback port; yields its base URL; stops it after."""
+def network_namespace() -> Iterator[list[str]]:
+    """A fresh network namespace whose only interface is ``lo`` (up); yields the command prefix
+    that runs a program inside it (``ip netns exec fs-<random>``) and deletes it afterwards, also
+    on failure. Why: WebRTC between Chromium and the server on one host pairs over an interface
+    address unless loopback is all there is; inside this namespace all traffic is loopback."""
+    name = f"fs-{secrets.token_hex(4)}"
+    subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True, text=True)
+    try:
+        prefix = ["ip", "netns", "exec", name]
+        subprocess.run([*prefix, "ip", "link", "set", "lo", "up"], check=True, capture_output=True)
+        yield prefix
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=False, capture_output=True)
+
+
+@contextlib.contextmanager
+def running_server(
+    env: dict[str, str] | None = None, timeout_s: float = 60.0, exec_prefix: Sequence[str] = ()
+) -> Iterator[str]:
+    """Starts ``facestream serve`` on a free loopback port; yields its base URL; stops it after.
+    ``exec_prefix`` (from ``network_namespace``) runs it inside a network namespace; its URL is
+    then reachable only from programs started with the same prefix."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="facestream-browser-") as tmp:
         full_env = {**os.environ, "FACESTREAM_STORAGE_DIR": str(Path(tmp) / "data"), **(env or {})}
         log_path = Path(tmp) / "server.log"
         with log_path.open("wb") as log:
+            serve = [sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
             proc = subprocess.Popen(
-                [sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                [*exec_prefix, *serve],
                 cwd=ROOT,
                 env=full_env,
                 stdout=log,
@@ -58,7 +89,7 @@ def running_server(env: dict[str, str] | None = None, timeout_s: float = 60.0) -
             )
             url = f"http://127.0.0.1:{port}"
             try:
-                _wait_healthy(url, proc, timeout_s, log_path)
+                _wait_healthy(url, proc, timeout_s, log_path, exec_prefix)
                 yield url
             finally:
                 proc.terminate()
@@ -69,22 +100,42 @@ def running_server(env: dict[str, str] | None = None, timeout_s: float = 60.0) -
                     proc.wait(timeout=10)
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float, log_path: Path) -> None:
+def _wait_healthy(
+    url: str, proc: subprocess.Popen, timeout_s: float, log_path: Path, exec_prefix: Sequence[str] = ()
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"the server exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
+        if _healthy(f"{url}/health", exec_prefix):
+            return
         time.sleep(0.2)
     raise RuntimeError(f"the server did not become healthy in {timeout_s} s:\n{log_path.read_text()[-4000:]}")
 
 
-def run_node(args: list[str], env: dict[str, str], timeout_s: float) -> subprocess.CompletedProcess[str]:
-    """Runs node from the repository root with ``env`` added; output captured as text."""
+_HEALTH_PROBE = "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)"
+
+
+def _healthy(health_url: str, exec_prefix: Sequence[str]) -> bool:
+    if not exec_prefix:
+        with contextlib.suppress(httpx.HTTPError):
+            return httpx.get(health_url, timeout=2).status_code == 200
+        return False
+    # The server's loopback is the namespace's own: ask from inside it.
+    probe = [*exec_prefix, sys.executable, "-c", _HEALTH_PROBE, health_url]
+    try:
+        return subprocess.run(probe, capture_output=True, timeout=10).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def run_node(
+    args: list[str], env: dict[str, str], timeout_s: float, exec_prefix: Sequence[str] = ()
+) -> subprocess.CompletedProcess[str]:
+    """Runs node from the repository root with ``env`` added (inside a namespace with
+    ``exec_prefix``); output captured as text."""
     return subprocess.run(
-        ["node", *args],
+        [*exec_prefix, "node", *args],
         cwd=ROOT,
         env={**os.environ, **env},
         capture_output=True,

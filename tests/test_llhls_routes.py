@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
 import time
 from pathlib import Path
 
@@ -194,3 +195,14 @@ def test_blocking_query_parsing() -> None:
     for bad in ({"_HLS_part": "1"}, {"_HLS_msn": "1e3"}, {"_HLS_msn": "1", "_HLS_skip": "YES"}):
         with pytest.raises(BadBlockingRequestError):
             blocking_query(bad)
+
+
+def test_a_player_without_ll_support_reads_the_playlist_as_plain_hls(server, ffprobe: str) -> None:
+    """ffprobe's HLS demuxer knows no EXT-X-PART: it must still find both streams via the segments."""
+    client, base, _, _ = server
+    out = subprocess.run(
+        [ffprobe, "-v", "error", "-show_entries", "stream=codec_type,codec_name", "-of", "csv=p=0",
+         f"{client.base_url}{base}/playlist.m3u8"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert set(out.stdout.split()) == {"aac,audio", "h264,video"}  # listed per program too

@@ -19,7 +19,7 @@ from server.webrtc.peer import IceServer, WebRtcConfig, WebRtcGateway
 
 def webrtc_config(settings: Settings) -> WebRtcConfig:
     servers = tuple(IceServer(tuple(s.urls), s.username, s.credential) for s in settings.webrtc_ice_servers)
-    return WebRtcConfig(ice_servers=servers)
+    return WebRtcConfig(ice_servers=servers, allow_loopback=settings.webrtc_allow_loopback)
 
 
 def open_gateway(app: FastAPI, settings: Settings) -> WebRtcGateway:

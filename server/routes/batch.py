@@ -17,15 +17,18 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
-from fastapi import APIRouter, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, Form, Request, UploadFile
 from fastapi.responses import FileResponse, Response
 from starlette.background import BackgroundTask
 
 from models.types import EngineParams
-from server.batch import BatchRenderer, prepare_inputs
+from server.batch import BatchRenderer, BatchResult, prepare_inputs
 from server.forms import parse_engine_params, parse_int, read_upload
 from server.ids import new_session_id
 from server.progressive import open_progressive
@@ -33,6 +36,7 @@ from server.recording import write_recording
 from server.registry import SessionRegistry
 
 router = APIRouter(prefix="/api/audio-driven")
+_T = TypeVar("_T")
 
 
 def _registry(request: Request) -> SessionRegistry:
@@ -49,23 +53,17 @@ def _batch(request: Request) -> BatchRenderer:
     return renderer
 
 
-async def _whole_audio_form(
-    request: Request,
-    image: UploadFile | None,
-    audio: UploadFile | None,
-    fields: tuple[str | None, ...],
-    audio_sample_rate: str | None,
-) -> tuple[bytes, bytes, EngineParams, int]:
-    settings = _registry(request).settings
-    params = parse_engine_params(*fields)
-    raw_rate = parse_int("audio_sample_rate", audio_sample_rate, 24_000, 8_000, 192_000)
-    image_bytes = await read_upload("image", image, settings.max_image_bytes)
-    audio_bytes = await read_upload("audio", audio, settings.max_audio_file_bytes)
-    return image_bytes, audio_bytes, params, raw_rate
+@dataclass(frozen=True, slots=True)
+class WholeAudioForm:
+    """The validated multipart fields of both whole-audio endpoints."""
+
+    image_bytes: bytes
+    audio_bytes: bytes
+    params: EngineParams
+    raw_rate: int
 
 
-@router.post("", response_class=FileResponse)
-async def render_mp4(
+async def whole_audio_form(
     request: Request,
     image: UploadFile | None = None,
     audio: UploadFile | None = None,
@@ -76,19 +74,40 @@ async def render_mp4(
     pose_style: str | None = Form(None),
     gaze_style: str | None = Form(None),
     audio_sample_rate: str | None = Form(None),
-) -> FileResponse:
-    fields = (crop, seed, nfe, cfg_scale, pose_style, gaze_style)
-    image_bytes, audio_bytes, params, raw_rate = await _whole_audio_form(
-        request, image, audio, fields, audio_sample_rate
-    )
-    registry = _registry(request)
-    registry.settings.storage_dir.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix=".batch-", dir=registry.settings.storage_dir))
+) -> WholeAudioForm:
+    """One dependency for both routes, so their fields, defaults and limits cannot drift apart."""
+    settings = _registry(request).settings
+    params = parse_engine_params(crop, seed, nfe, cfg_scale, pose_style, gaze_style)
+    raw_rate = parse_int("audio_sample_rate", audio_sample_rate, 24_000, 8_000, 192_000)
+    image_bytes = await read_upload("image", image, settings.max_image_bytes)
+    audio_bytes = await read_upload("audio", audio, settings.max_audio_file_bytes)
+    return WholeAudioForm(image_bytes, audio_bytes, params, raw_rate)
+
+
+async def _in_scratch_dir(
+    request: Request, produce: Callable[[Path], Awaitable[_T]]
+) -> tuple[_T, BackgroundTask]:
+    """Run ``produce(workdir)`` in a fresh scratch folder under storage; the returned task removes it
+    once the response is sent (and it is removed at once if producing fails)."""
+    storage = _registry(request).settings.storage_dir
+    storage.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix=".scratch-", dir=storage))
     try:
-        result = await _batch(request).render(image_bytes, audio_bytes, params, raw_rate, workdir / "out.mp4")
+        made = await produce(workdir)
     except BaseException:
         await asyncio.to_thread(shutil.rmtree, workdir, True)
         raise
+    return made, BackgroundTask(shutil.rmtree, workdir, True)
+
+
+@router.post("", response_class=FileResponse)
+async def render_mp4(request: Request, form: WholeAudioForm = Depends(whole_audio_form)) -> FileResponse:
+    def produce(workdir: Path) -> Awaitable[BatchResult]:
+        return _batch(request).render(
+            form.image_bytes, form.audio_bytes, form.params, form.raw_rate, workdir / "out.mp4"
+        )
+
+    result, cleanup = await _in_scratch_dir(request, produce)
     return FileResponse(
         result.path,
         media_type="video/mp4",
@@ -98,34 +117,20 @@ async def render_mp4(
             "X-Render-Seconds": f"{result.render_seconds:.3f}",
             "X-Render-Speed": f"{result.speed:.2f}",
         },
-        background=BackgroundTask(shutil.rmtree, workdir, True),
+        background=cleanup,
     )
 
 
 @router.post("/stream")
-async def render_stream(
-    request: Request,
-    image: UploadFile | None = None,
-    audio: UploadFile | None = None,
-    crop: str | None = Form(None),
-    seed: str | None = Form(None),
-    nfe: str | None = Form(None),
-    cfg_scale: str | None = Form(None),
-    pose_style: str | None = Form(None),
-    gaze_style: str | None = Form(None),
-    audio_sample_rate: str | None = Form(None),
-) -> dict:
-    fields = (crop, seed, nfe, cfg_scale, pose_style, gaze_style)
-    image_bytes, audio_bytes, params, raw_rate = await _whole_audio_form(
-        request, image, audio, fields, audio_sample_rate
-    )
+async def render_stream(request: Request, form: WholeAudioForm = Depends(whole_audio_form)) -> dict:
     registry = _registry(request)
     s = registry.settings
+    params = form.params
     loop = asyncio.get_running_loop()
     with registry.reserve():
         avatar, timeline = await loop.run_in_executor(
             registry.agent.blocking, prepare_inputs,
-            registry.engine, s, image_bytes, audio_bytes, params, raw_rate,
+            registry.engine, s, form.image_bytes, form.audio_bytes, params, form.raw_rate,
         )  # fmt: skip
         session_id = new_session_id()
         directory = s.storage_dir / session_id
@@ -159,20 +164,20 @@ async def session_recording(request: Request, session_id: str) -> FileResponse:
     registry = _registry(request)
     session = registry.get(session_id)
     session.touch()
-    workdir = Path(tempfile.mkdtemp(prefix=".recording-", dir=registry.settings.storage_dir))
-    try:
-        path = await asyncio.get_running_loop().run_in_executor(
+    loop = asyncio.get_running_loop()
+
+    async def produce(workdir: Path) -> Path:
+        return await loop.run_in_executor(
             registry.agent.blocking, write_recording, session, workdir / "recording.mp4"
         )
-    except BaseException:
-        await asyncio.to_thread(shutil.rmtree, workdir, True)
-        raise
+
+    path, cleanup = await _in_scratch_dir(request, produce)
     return FileResponse(
         path,
         media_type="video/mp4",
         filename=f"facestream-{session.session_id[:8]}.mp4",
         headers={"Cache-Control": "no-store"},
-        background=BackgroundTask(shutil.rmtree, workdir, True),
+        background=cleanup,
     )
 
 

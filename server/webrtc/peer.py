@@ -22,6 +22,7 @@ from aiortc.sdp import SessionDescription
 
 from server.realtime.errors import InvalidOfferError, TooManyViewersError
 from server.realtime.ticks import FanoutClosed, TickFanout
+from server.webrtc.loopback import install_loopback_host_candidates
 from server.webrtc.mic import MicPump, drain
 from server.webrtc.tracks import FramePacer, SessionAudioTrack, SessionVideoTrack
 
@@ -46,6 +47,7 @@ class WebRtcConfig:
     mic_batch_ms: int = 40
     late_frame_grace_s: float = 0.02
     max_repeat_frames: int = 3
+    allow_loopback: bool = False  # tests / single-host dev: also gather 127.0.0.1 (webrtc.loopback)
 
 
 @dataclass(eq=False)
@@ -61,6 +63,8 @@ class _Viewer:
 class WebRtcGateway:
     def __init__(self, config: WebRtcConfig | None = None) -> None:
         self.config = config or WebRtcConfig()
+        if self.config.allow_loopback:
+            install_loopback_host_candidates()
         self._viewers: set[_Viewer] = set()
         self._closed = False
 

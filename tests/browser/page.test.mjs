@@ -17,11 +17,12 @@ let browser;
 before(async () => { browser = await launch(); });
 after(async () => { await browser?.close(); });
 
-async function openWithSession(page, { chunkDuration = '0.5', upload = false } = {}) {
+async function openWithSession(page, { chunkDuration = '0.5', upload = false, onFaceChosen = async () => {} } = {}) {
   await page.goto(`${serverUrl()}/`);
   if (upload) await page.getByLabel('Upload a photo').setInputFiles(join(ROOT, 'assets/sample_face.jpg'));
   else await page.getByRole('button', { name: 'Use the sample face' }).click();
   await page.waitForFunction(() => !document.getElementById('start').disabled);
+  await onFaceChosen();
   await page.locator('#params summary').click();
   await page.getByLabel('Chunk length (s)').fill(chunkDuration);
   await page.getByRole('button', { name: 'Start session' }).click();
@@ -76,8 +77,18 @@ describe('the page', () => {
     const page = await browser.context.newPage();
     await page.setViewportSize({ width: 390, height: 844 });
     const problems = watchConsole(page);
-    await openWithSession(page, { chunkDuration: '0.5', upload: true });
-    assert.match(await page.locator('#face-caption').textContent(), /Your photo: sample_face\.jpg/);
+    const caption = () => page.locator('#face-caption').textContent();
+    // Before the session: the local photo. Once the session exists: the server's crop of it, as served.
+    const onFaceChosen = async () => assert.match(await caption(), /^Your photo: sample_face\.jpg$/);
+    await openWithSession(page, { chunkDuration: '0.5', upload: true, onFaceChosen });
+    assert.match(await caption(), /^The 512×512 crop of sample_face\.jpg the server animates$/);
+    await page.waitForFunction(() => document.getElementById('face-preview').complete, null, { timeout: 10000 });
+    const shown = await page.evaluate(() => {
+      const img = document.getElementById('face-preview');
+      return { src: new URL(img.src).pathname, width: img.naturalWidth, height: img.naturalHeight };
+    });
+    const sessionId = await page.evaluate(() => window.facestream.client.sessionId);
+    assert.deepEqual(shown, { src: `/api/audio-driven/chunked/preview/${sessionId}`, width: 512, height: 512 });
     await page.getByRole('button', { name: 'Start microphone' }).click();
     await page.waitForFunction(() => window.facestream.feeds.filter((f) => f.ok).length >= 3, null, { timeout: 15000 });
     await page.getByRole('button', { name: /Stop microphone/ }).click();

@@ -1,15 +1,17 @@
 // The page's WebRTC mode in real headless Chromium: sample face → session with "WebRTC" playback →
 // the video element plays the server's WebRTC stream; the (fake) microphone goes to the session's
 // WebSocket in 20 ms messages; Interrupt and Stop microphone reach the server as control messages.
-// Run through pytest (tests/test_browser_webrtc.py), which starts the server and sets FACESTREAM_TEST_URL.
+// Run through pytest (tests/test_browser_webrtc.py), which starts the server and this runner inside
+// a network namespace with only `lo` and sets FACESTREAM_TEST_URL; ICE must pair 127.0.0.1 ↔ 127.0.0.1.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { launch, serverUrl, watchConsole } from './chromium.mjs';
+import { serverUrl, watchConsole } from './chromium.mjs';
+import { launchForWebRtc, selectedCandidatePair } from './rtc-chromium.mjs';
 
 let browser;
-before(async () => { browser = await launch(); });
+before(async () => { browser = await launchForWebRtc(); });
 after(async () => { await browser?.close(); });
 
 const socketEvents = (page, type) =>
@@ -26,6 +28,8 @@ describe('the page over WebRTC', () => {
     await page.getByRole('button', { name: 'Start session' }).click();
     await page.waitForFunction(() => window.facestream.rtcPlayer.connectionState === 'connected', null, { timeout: 20000 });
     assert.equal(await page.getByLabel(/HLS/).isDisabled(), true, 'the switch is locked while a session runs');
+    const pair = await page.evaluate(selectedCandidatePair, 'facestream.rtcPlayer.pc');
+    assert.deepEqual([pair?.local, pair?.remote], ['127.0.0.1', '127.0.0.1'], `ICE pair: ${JSON.stringify(pair)}`);
 
     // Frames arrive and advance: the remote stream is on the video element and decoding.
     await page.waitForFunction(() => document.getElementById('video').videoWidth === 512, null, { timeout: 20000 });

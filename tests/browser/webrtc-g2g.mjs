@@ -2,22 +2,21 @@
 // barcode off every presented frame (static/latency-probe.js). Prints `READY` once the first frame
 // is shown (the driver then starts speaking), and at the end one JSON line: the frames seen (index,
 // display time on the page clock), the page's clock offset to the server, and the connection's
-// candidate pair. Only addresses of this machine are involved: the page's origin is the loopback
-// server, and ICE pairs the host candidates both sides gather on local interfaces.
+// candidate pair it used. Run it in the server's network namespace (the benchmark makes one with
+// only `lo`): the page's origin is the loopback server and ICE pairs 127.0.0.1 with 127.0.0.1.
 //
 //   node tests/browser/webrtc-g2g.mjs --url http://127.0.0.1:9999 --session <id> --seconds 20
 
 import { parseArgs } from 'node:util';
 
-import { launch } from './chromium.mjs';
+import { launchForWebRtc, selectedCandidatePair } from './rtc-chromium.mjs';
 
 const { values } = parseArgs({
   options: { url: { type: 'string' }, session: { type: 'string' }, seconds: { type: 'string', default: '20' } },
 });
 const url = values.url.replace(/\/+$/, '');
 
-// The same Chromium settings as the page tests; ICE pairs host candidates of this machine only.
-const { context, close } = await launch();
+const { context, close } = await launchForWebRtc();
 try {
   const page = await context.newPage();
   const problems = [];
@@ -44,12 +43,9 @@ try {
   await page.waitForFunction(() => window.rtc.probe.records.length > 0, null, { timeout: 20000 });
   console.log('READY');
   await page.waitForTimeout(Number(values.seconds) * 1000);
+  const icePair = await page.evaluate(selectedCandidatePair, 'rtc.player.pc');
   const seen = await page.evaluate(async () => {
     const { rtc } = window;
-    let pair = null;
-    for (const stat of (await rtc.player.pc.getStats()).values()) {
-      if (stat.type === 'candidate-pair' && stat.nominated && stat.state === 'succeeded') pair = stat;
-    }
     rtc.clock = (await (await import('/latency-probe.js')).measureClockOffset('/api/debug/clock')) ?? rtc.clock;
     return {
       records: rtc.probe.records,
@@ -58,11 +54,10 @@ try {
       connectStartedAt: rtc.connectStartedAt,
       clock: rtc.clock,
       errors: rtc.errors,
-      rttMs: pair ? pair.currentRoundTripTime * 1000 : null,
     };
   });
   await page.evaluate(() => window.rtc.player.stop());
-  console.log(JSON.stringify({ ...seen, problems }));
+  console.log(JSON.stringify({ ...seen, problems, icePair, rttMs: icePair?.rttMs ?? null }));
 } finally {
   await close();
 }
