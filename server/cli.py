@@ -26,6 +26,7 @@ _SERVE_FLAGS = {
     "max_queued_speech_s": (float, "queued speech bound per session (default 120 s)"),
     "latency_lead_ms": (float, "start new utterances this far ahead of the playhead (default 400 ms)"),
     "live_window_segments": (int, "segments listed in the live playlist (default 6)"),
+    "hls_mode": (str, "ts (default: 1 s MPEG-TS segments) or ll (Low-Latency HLS: fMP4 parts, ~0.7 s)"),
     "log_level": (str, "critical|error|warning|info|debug"),
     "log_format": (str, "text (default) or json: one JSON object per line, with session ids"),
 }
