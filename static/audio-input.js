@@ -60,6 +60,7 @@ export class MicCapture {
   }
 
   async start() {
+    this.finished = false;
     if (!navigator.mediaDevices?.getUserMedia) throw new Error('this browser cannot capture the microphone (a secure https:// page is needed)');
     this.stream = await navigator.mediaDevices.getUserMedia({
       audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
@@ -76,6 +77,10 @@ export class MicCapture {
       processorOptions: { targetRate: this.sampleRate, chunkSamples: this.chunkSamples },
     });
     this.node.port.onmessage = ({ data }) => {
+      // The worklet keeps running until the context closes: anything it posts after the final
+      // (flush) chunk would reach the server after the end of speech, so it is dropped here.
+      if (this.finished) return;
+      if (data.flush) this.finished = true;
       this.onChunk(data.pcm, data.flush);
       if (data.flush) this.flushed?.();
     };
