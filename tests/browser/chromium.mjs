@@ -23,12 +23,12 @@ export function serverUrl() {
 }
 
 /** A browser context in a new user-data-dir; close() removes the profile. */
-export async function launch({ viewport = { width: 1280, height: 900 } } = {}) {
+export async function launch({ viewport = { width: 1280, height: 900 }, args = CHROMIUM_ARGS } = {}) {
   const profile = mkdtempSync(join(tmpdir(), 'facestream-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
-    args: CHROMIUM_ARGS,
+    args,
     viewport,
     permissions: ['microphone'],
   });

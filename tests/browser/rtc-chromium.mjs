@@ -3,12 +3,7 @@
 // namespace whose only interface is `lo`; Chromium skips loopback host candidates unless told, and
 // would hide its addresses behind mDNS names that nothing in the namespace resolves.
 
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
-
-import { CHROMIUM, CHROMIUM_ARGS } from './chromium.mjs';
+import { CHROMIUM_ARGS, launch } from './chromium.mjs';
 
 export const RTC_CHROMIUM_ARGS = [
   ...CHROMIUM_ARGS,
@@ -17,20 +12,8 @@ export const RTC_CHROMIUM_ARGS = [
 ];
 
 /** A browser context in a new user-data-dir, set up for loopback WebRTC; close() removes the profile. */
-export async function launchForWebRtc({ viewport = { width: 1280, height: 900 } } = {}) {
-  const profile = mkdtempSync(join(tmpdir(), 'facestream-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: RTC_CHROMIUM_ARGS,
-    viewport,
-    permissions: ['microphone'],
-  });
-  const close = async () => {
-    await context.close();
-    rmSync(profile, { recursive: true, force: true });
-  };
-  return { context, close };
+export function launchForWebRtc({ viewport = { width: 1280, height: 900 } } = {}) {
+  return launch({ viewport, args: RTC_CHROMIUM_ARGS });
 }
 
 /**
