@@ -227,14 +227,14 @@ class HlsSink:
                 self._seen_cond.notify_all()
 
     def _fill_gaps(self, now: float) -> None:
-        """Log segments that entered and left the live window between two polls.
+        """Log segments that entered and left the live window between two polls (or before the first).
 
         Fed faster than real time with a short window, ffmpeg can publish and retire a segment
         before the watcher sees the playlist. The file names are sequential, so a missing
         sequence number whose file exists is recovered from disk (nominal duration: its EXTINF
         was never seen). Caller holds ``_seen_cond``.
         """
-        if len(self._published) < 2:
+        if not self._published:
             return
         known = sorted(self._published)
         ref = self._published[known[-1]].segment
@@ -242,13 +242,21 @@ class HlsSink:
         if not digits:
             return
         offset = int(digits) - ref.sequence
-        for seq in range(known[0] + 1, known[-1]):
-            if seq in self._published:
-                continue
+
+        def recover(seq: int) -> bool:
             path = self.out_dir / (SEGMENT_PATTERN % (seq + offset))
-            if path.exists():
-                seg = Segment(sequence=seq, uri=path.name, duration=self.segment_seconds)
-                self._published[seq] = PublishedSegment(seg, path, now)
+            if seq + offset < 0 or not path.exists():
+                return False
+            seg = Segment(sequence=seq, uri=path.name, duration=self.segment_seconds)
+            self._published[seq] = PublishedSegment(seg, path, now)
+            return True
+
+        for seq in range(known[0] + 1, known[-1]):  # holes between listed segments
+            if seq not in self._published:
+                recover(seq)
+        seq = known[0] - 1  # segments that left the window before the first poll
+        while seq >= 0 and recover(seq):
+            seq -= 1
 
 
 ProgressiveHLSGenerator = HlsSink
