@@ -270,3 +270,41 @@ class FfmpegFeeder:
             expected = self._closing or (self._ending and rc == 0)
         if not expected:
             self._fail(f"ffmpeg exited with code {rc}")
+
+
+class FeederStatus:
+    """Read-only process state that every ffmpeg-backed sink exposes the same way.
+
+    Sinks keep their ``FfmpegFeeder`` in ``self._feeder``; this mixin is the one place that maps
+    its state to the sink's public properties, so the HLS and LL-HLS sinks cannot drift apart.
+    """
+
+    _feeder: FfmpegFeeder
+
+    @property
+    def alive(self) -> bool:
+        return self._feeder.alive
+
+    @property
+    def error(self) -> SinkError | None:
+        return self._feeder.error
+
+    @property
+    def returncode(self) -> int | None:
+        return self._feeder.returncode
+
+    @property
+    def frames_written(self) -> int:
+        return self._feeder.frames_written
+
+    @property
+    def queued_ticks(self) -> int:
+        return self._feeder.queued_ticks
+
+    @property
+    def stderr_tail(self) -> list[str]:
+        return self._feeder.stderr_tail
+
+    @property
+    def pid(self) -> int | None:
+        return self._feeder.pid

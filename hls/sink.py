@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hls.args import EncodeSettings, hls_command
-from hls.errors import SinkError
-from hls.feeder import FfmpegFeeder
+from hls.feeder import FeederStatus, FfmpegFeeder
 from hls.playlist import Segment, append_endlist, read_segments
 from hls.ticks import TickValidator
 from models.types import FPS, AudioSlice, VideoFrame
@@ -35,7 +34,7 @@ class PublishedSegment:
     published_at: float
 
 
-class HlsSink:
+class HlsSink(FeederStatus):
     """Live HLS output of one session. Thread-safe ``write``; ``end``/``close`` from the owner.
 
     ``out_dir`` must exist and belong to this sink alone (the caller creates it from its own ids,
@@ -135,37 +134,10 @@ class HlsSink:
         self.close()
 
     # -- state -----------------------------------------------------------------------------
-    @property
-    def alive(self) -> bool:
-        return self._feeder.alive
 
     @property
     def ended(self) -> bool:
         return self._ended
-
-    @property
-    def error(self) -> SinkError | None:
-        return self._feeder.error
-
-    @property
-    def returncode(self) -> int | None:
-        return self._feeder.returncode
-
-    @property
-    def frames_written(self) -> int:
-        return self._feeder.frames_written
-
-    @property
-    def queued_ticks(self) -> int:
-        return self._feeder.queued_ticks
-
-    @property
-    def stderr_tail(self) -> list[str]:
-        return self._feeder.stderr_tail
-
-    @property
-    def pid(self) -> int | None:
-        return self._feeder.pid
 
     @property
     def segments(self) -> list[Segment]:

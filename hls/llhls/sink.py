@@ -13,8 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from hls.args import EncodeSettings, fmp4_command
-from hls.errors import SinkError
-from hls.feeder import FfmpegFeeder
+from hls.feeder import FeederStatus, FfmpegFeeder
 from hls.llhls.archive import SegmentArchive
 from hls.llhls.fragments import Fmp4Splitter, InitSegment
 from hls.llhls.playlist import render_timeline
@@ -23,7 +22,7 @@ from hls.ticks import TickValidator
 from models.types import FPS, AudioSlice, VideoFrame
 
 
-class LlHlsSink:
+class LlHlsSink(FeederStatus):
     def __init__(
         self,
         name: str,
@@ -119,30 +118,6 @@ class LlHlsSink:
     @property
     def ended(self) -> bool:
         return self._ended
-
-    @property
-    def frames_written(self) -> int:
-        return self._feeder.frames_written
-
-    @property
-    def queued_ticks(self) -> int:
-        return self._feeder.queued_ticks
-
-    @property
-    def stderr_tail(self) -> list[str]:
-        return self._feeder.stderr_tail
-
-    @property
-    def alive(self) -> bool:
-        return self._feeder.alive
-
-    @property
-    def error(self) -> SinkError | None:
-        return self._feeder.error
-
-    @property
-    def pid(self) -> int | None:
-        return self._feeder.pid
 
     def __enter__(self) -> LlHlsSink:
         return self.start()
