@@ -1,7 +1,7 @@
 """Glass-to-glass latency of the live HLS stream as a viewer sees it in Chromium with hls.js.
 
 Method: the server (``FACESTREAM_DEBUG_BARCODE=1``) stamps each frame's timeline index as a barcode
-(``server.barcode``) and records ``time.time()`` when it hands the frame to the encoder; the page
+(``hls.barcode``) and records ``time.time()`` when it hands the frame to the encoder; the page
 (``/?debug=latency``) reads the barcode off every frame Chromium presents (requestVideoFrameCallback
 + canvas) and records the expected display time (``performance.timeOrigin + expectedDisplayTime``).
 Clocks are aligned NTP-style: the page reads ``server_time`` from ``/api/debug/clock`` and keeps the
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))  # browser_support: the loopback server + node helpers
+sys.path.insert(0, str(ROOT))  # tests.support.browser: the loopback server + node helpers
 
 GAP_S = 0.2
 GOAL_P50_S = 1.5
@@ -98,9 +98,9 @@ def summarize(run: dict[str, Any]) -> dict[str, Any]:
 
 
 def drive_page(url: str, seconds: float, chunk_duration: float) -> dict[str, Any]:
-    from browser_support import run_node
+    from tests.support.browser import run_node
 
-    args = ["tests/browser/glass-to-glass.mjs", "--url", url, "--seconds", str(seconds)]
+    args = ["tests/e2e/browser/glass-to-glass.mjs", "--url", url, "--seconds", str(seconds)]
     result = run_node([*args, "--chunk-duration", str(chunk_duration)], {}, timeout_s=seconds + 120)
     if result.returncode != 0:
         raise RuntimeError(f"the page driver failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.url:
         run = drive_page(args.url, args.seconds, args.chunk_duration)
     else:
-        from browser_support import running_server
+        from tests.support.browser import running_server
 
         with running_server({"FACESTREAM_DEBUG_BARCODE": "1"}) as url:
             run = drive_page(url, args.seconds, args.chunk_duration)

@@ -30,7 +30,6 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 from benchmarks.glass_to_glass_hls import summarize  # noqa: E402
 
@@ -139,7 +138,7 @@ async def run_viewers(base: str, mode: str, count: int, seconds: float) -> dict[
 
 
 def cpu_costs(mode: str, seconds: float) -> dict[str, Any]:
-    from browser_support import running_server
+    from tests.support.browser import running_server
 
     with running_server({"FACESTREAM_HLS_MODE": mode}) as url:
         pid = server_pid(url)
@@ -179,9 +178,9 @@ def long_speech(seconds: float, out: Path) -> Path:
 
 
 def drive_page(url: str, seconds: float, chunk_duration: float, audio: Path) -> dict[str, Any]:
-    from browser_support import run_node
+    from tests.support.browser import run_node
 
-    args = ["tests/browser/glass-to-glass.mjs", "--url", url, "--seconds", str(seconds)]
+    args = ["tests/e2e/browser/glass-to-glass.mjs", "--url", url, "--seconds", str(seconds)]
     args += ["--audio", str(audio), "--chunk-duration", str(chunk_duration)]
     result = run_node(args, {}, timeout_s=seconds + 120)
     if result.returncode != 0:
@@ -192,7 +191,7 @@ def drive_page(url: str, seconds: float, chunk_duration: float, audio: Path) -> 
 def latency(mode: str, seconds: float, chunk_duration: float) -> dict[str, Any]:
     import tempfile
 
-    from browser_support import running_server
+    from tests.support.browser import running_server
 
     with (
         tempfile.TemporaryDirectory() as tmp,

@@ -2,7 +2,7 @@
 WebSocket → the frame it animates displayed by headless Chromium over WebRTC.
 
 Method: the server runs with ``FACESTREAM_DEBUG_BARCODE=1``: every tick's frame index is stamped as
-a barcode before the WebRTC fan-out (``server.realtime_session``), and every accepted WebSocket
+a barcode before the WebRTC fan-out (``server.session.realtime``), and every accepted WebSocket
 message's arrival time (``time.time``) and timeline position are logged
 (``GET /api/debug/sessions/{id}/ingest-times``). Chromium plays the session over WebRTC
 (``static/rtc-player.js``) and reads the barcode off every presented frame
@@ -43,7 +43,6 @@ import httpx
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))  # browser_support: the loopback server + node discovery
 sys.path.insert(0, str(ROOT))
 
 from realtime_streaming_client import AsyncRealtimeClient  # noqa: E402
@@ -150,7 +149,7 @@ def measure(url: str, seconds: float) -> dict[str, Any]:
         )
         r.raise_for_status()
         session_id = r.json()["session_id"]
-        args = ["node", "tests/browser/webrtc-g2g.mjs", "--url", url, "--session", session_id]
+        args = ["node", "tests/e2e/browser/webrtc-g2g.mjs", "--url", url, "--session", session_id]
         proc = subprocess.Popen(
             [*args, "--seconds", str(seconds + 1.5)],
             cwd=ROOT,
@@ -239,7 +238,7 @@ def measure_in_namespace(
     seconds: float, lead_ms: float | None = None, margin_ms: float | None = None
 ) -> dict[str, Any]:
     """A server and a measurement inside a fresh network namespace with only ``lo``."""
-    from browser_support import netns_unavailable, network_namespace, running_server
+    from tests.support.browser import netns_unavailable, network_namespace, running_server
 
     why = netns_unavailable()
     if why:

@@ -94,7 +94,7 @@ def bench_renderer(image_path: Path, n: int) -> None:
 def bench_engine(image_path: Path) -> None:
     import soundfile as sf
 
-    from models.cpu_engine import CpuEngine
+    from models.engines.cpu import CpuEngine
     from models.types import EngineParams
 
     pcm, _ = sf.read(SAMPLE_SPEECH, dtype="float32")

@@ -22,7 +22,7 @@ import httpx
 import numpy as np
 
 from benchmarks.server_common import API, face_bytes, running_server, speech_pcm16
-from models.cpu_engine import CpuEngine
+from models.engines.cpu import CpuEngine
 from models.types import SAMPLES_PER_FRAME, VideoFrame
 from server.app import create_app
 from server.settings import Settings, cpu_count

@@ -2,40 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import soxr
-import uvicorn
 
 from models.samples import SAMPLE_FACE, SAMPLE_SPEECH
+from tests.support.servers import live_server
 
 API = "/api/audio-driven/chunked"
 
 
-@contextlib.contextmanager
-def running_server(app) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="uvicorn-bench", daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(60)
+running_server = live_server
+"""The in-process loopback uvicorn the tests use (``tests.support.servers.live_server``)."""
 
 
 def face_bytes() -> bytes:

@@ -125,8 +125,8 @@ def cpu_seconds() -> float:
 
 
 async def measure(viewers: int, seconds: float, frames: list[np.ndarray]) -> dict:
-    from server.realtime.ticks import RingTickFanout
-    from server.webrtc.peer import WebRtcConfig, WebRtcGateway
+    from server.sinks.fanout import RingTickFanout
+    from server.sinks.webrtc.gateway import WebRtcConfig, WebRtcGateway
 
     loop = asyncio.get_running_loop()
     fanout = RingTickFanout()

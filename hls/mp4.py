@@ -13,9 +13,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from hls.args import EncodeSettings, mp4_command, remux_command
 from hls.errors import SinkFailedError
 from hls.feeder import FfmpegFeeder
+from hls.ffmpeg import EncodeSettings, mp4_command, remux_command
 from hls.ticks import TickValidator
 from models.types import FPS, AudioSlice, VideoFrame
 

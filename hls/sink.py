@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hls.args import EncodeSettings, hls_command
 from hls.feeder import FeederStatus, FfmpegFeeder
+from hls.ffmpeg import EncodeSettings, hls_command
 from hls.playlist import Segment, append_endlist, read_segments
 from hls.ticks import TickValidator
 from models.types import FPS, AudioSlice, VideoFrame

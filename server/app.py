@@ -13,17 +13,14 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
-from fastapi.staticfiles import StaticFiles
 
-from models.engine import Engine
 from models.engines import create_engine
+from models.engines.base import Engine
+from server.api import mount
+from server.api.realtime_mount import open_gateway
+from server.compute.executor import InferenceAgent
 from server.errors import install_error_handlers
-from server.hardening import install_hardening
-from server.inference import InferenceAgent
-from server.realtime.mount import include_realtime, open_gateway
-from server.registry import SessionRegistry
-from server.routes import batch, chunked, health, hls, metrics, ready
+from server.session.registry import SessionRegistry
 from server.settings import Settings
 
 log = logging.getLogger("facestream.app")
@@ -89,31 +86,5 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
 
     app = FastAPI(title="facestream", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=["*"],
-        allow_methods=["GET", "POST", "DELETE"],  # the JS client works cross-origin (no credentials)
-        allow_headers=["*"],
-        allow_credentials=False,
-    )
-    install_hardening(app, settings)  # body limits while streaming, rate limit, error metrics
-
-    app.include_router(chunked.router)
-    app.include_router(batch.router)  # whole-audio MP4/stream, recordings, preview
-    if settings.hls_mode == "ll":  # before the TS route: it serves the same /hls/<id>/… URLs
-        from server import llhls_routes
-
-        app.include_router(llhls_routes.router)
-    app.include_router(hls.router)
-    app.include_router(health.router)
-    app.include_router(metrics.router)
-    app.include_router(ready.router)
-    include_realtime(app, settings)
-    if settings.debug_barcode:
-        from server import debug_latency
-
-        app.include_router(debug_latency.router)
-    static = settings.static_dir
-    if static is not None and (static / "index.html").is_file():
-        app.mount("/", StaticFiles(directory=static, html=True), name="static")
+    mount(app, settings)
     return app

@@ -71,7 +71,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ValidationError as e:
         print(f"facestream: invalid settings:\n{e}", file=sys.stderr)
         return 2
-    from server.logging_setup import configure_logging
+    from server.logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings)
@@ -92,8 +92,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _render(args: argparse.Namespace) -> int:
     from models.engines import create_engine
-    from server.forms import parse_engine_params
-    from server.render import render_file
+    from server.api.forms import parse_engine_params
+    from server.compute.render_file import render_file
 
     try:
         params = parse_engine_params(

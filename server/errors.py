@@ -71,6 +71,47 @@ class IllegalTransitionError(FacestreamError):
     """A session state change that the lifecycle does not allow (a bug or a race lost)."""
 
 
+# Real-time edges (WebSocket, SSE, WebRTC)
+
+class ProtocolError(FacestreamError):
+    """A WebSocket message or an HTTP body that breaks the ingest protocol."""
+
+
+class InvalidOfferError(FacestreamError):
+    """The WebRTC offer is not a usable SDP offer (wrong type, unparsable, no audio/video)."""
+
+
+class TooManyViewersError(RetryLaterError):
+    """The session already has its maximum number of WebRTC viewers (or SSE/WebSocket listeners)."""
+
+    def __init__(self, message: str, retry_after_s: float = 5.0) -> None:
+        super().__init__(message, retry_after_s)
+        self.retry_after_s = retry_after_s
+
+
+class SpeechBacklogFullError(RetryLaterError):
+    """Accepting this chunk would exceed the session's speech queue bound; nothing was accepted.
+
+    The session raises it from ``feed_pcm`` (subclass it from the server's own queue-full error or
+    translate); the WebSocket turns it into a ``backpressure`` event instead of closing.
+    """
+
+    def __init__(self, message: str, *, queued_seconds: float, retry_after_s: float) -> None:
+        super().__init__(message, retry_after_s)
+        self.queued_seconds = queued_seconds
+        self.retry_after_s = retry_after_s
+
+
+# LL-HLS delivery (RFC 8216bis §6.2.5.2: msn too far ahead → 400; not satisfiable in time → 503)
+
+class BadBlockingRequestError(FacestreamError):
+    """``_HLS_msn``/``_HLS_part`` malformed, ``_HLS_part`` without ``_HLS_msn``, or msn too far ahead."""
+
+
+class BlockingReloadTimeoutError(FacestreamError):
+    """The requested part did not appear within the blocking timeout."""
+
+
 _STATUS: list[tuple[type[Exception], int]] = [
     (SessionNotFoundError, 404),
     (InvalidFieldError, 422),
@@ -86,37 +127,44 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (NoFaceFoundError, 422),
     (InvalidAudioError, 400),
     (EngineUnavailableError, 503),
+    (ProtocolError, 400),
+    (InvalidOfferError, 400),
+    (TooManyViewersError, 503),
+    (SpeechBacklogFullError, 429),
+    (BadBlockingRequestError, 400),
+    (BlockingReloadTimeoutError, 503),
 ]
 
 
-def _realtime_statuses() -> list[tuple[type[Exception], int]]:
-    """The real-time edges' errors (WebSocket/WebRTC), so that their statuses live here too."""
-    try:
-        from server.realtime.errors import REALTIME_ERROR_STATUS
-    except ImportError:  # pragma: no cover - the real-time package is optional
-        return []
-    return list(REALTIME_ERROR_STATUS.items())
 
-
-_STATUS += _realtime_statuses()
-
-
-def _llhls_statuses() -> list[tuple[type[Exception], int]]:
-    """LL-HLS delivery errors (blocking playlist reload: 400 / 503 per RFC 8216bis)."""
-    from server.llhls_errors import LLHLS_ERROR_STATUS
-
-    return list(LLHLS_ERROR_STATUS.items())
-
-
-_STATUS += _llhls_statuses()
-
-
-def status_for(exc: Exception) -> int:
-    """HTTP status of a domain error (first matching class in ``_STATUS``; 400 for other domain errors)."""
+def status_for(exc: BaseException) -> int:
+    """HTTP status of an error: the first matching class in ``_STATUS`` (one MRO-order walk, so a
+    subclass listed before its base wins), Starlette's own status for ``HTTPException``, 404 for a
+    ``LookupError``, 400 for any other domain error and 500 for everything else."""
+    if isinstance(exc, StarletteHTTPException):
+        return exc.status_code
     for cls, status in _STATUS:
         if isinstance(exc, cls):
             return status
+    if isinstance(exc, LookupError):
+        return 404
     return 400 if isinstance(exc, FacestreamError) else 500
+
+
+WS_CLOSE_BASE = 4000
+"""WebSocket close codes for errors are ``4000 + HTTP status`` (4404 not found, 4409 finished …):
+the 4000–4999 range is the application's (RFC 6455 §7.4.2), and the status reads the same as
+on the HTTP routes."""
+
+
+def close_code_for(exc: BaseException) -> int:
+    """The WebSocket close code of an error, from the same table as the HTTP statuses."""
+    return WS_CLOSE_BASE + status_for(exc)
+
+
+def retry_after_for(exc: BaseException) -> int | None:
+    """Whole seconds for a ``Retry-After`` header, for the errors that carry one."""
+    return exc.retry_after if isinstance(exc, RetryLaterError) else None
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -126,8 +174,8 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FacestreamError)
     async def _domain(_: Request, exc: FacestreamError) -> JSONResponse:
-        retry = getattr(exc, "retry_after", None) or getattr(exc, "retry_after_s", None)
-        headers = {"Retry-After": str(max(1, math.ceil(retry)))} if retry else None
+        retry = retry_after_for(exc)
+        headers = {"Retry-After": str(retry)} if retry else None
         return error_response(status_for(exc), str(exc) or type(exc).__name__, headers)
 
     @app.exception_handler(RequestValidationError)
@@ -140,7 +188,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+        return error_response(exc.status_code, str(exc.detail), exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

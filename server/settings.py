@@ -11,11 +11,10 @@ import math
 import os
 from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.types import FPS
-from server.webrtc.settings import IceServerSetting
 
 SESSIONS_PER_CORE = 2
 """Live CPU-engine sessions per core at p99 frame lateness < 100 ms (512² frames, HLS encode
@@ -32,6 +31,27 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+class IceServerSetting(BaseModel):
+    """One STUN/TURN server, in the browser's ``RTCIceServer`` shape."""
+
+    urls: list[str] = Field(min_length=1)
+    username: str | None = None
+    credential: str | None = None
+
+    @field_validator("urls", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: object) -> object:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("urls")
+    @classmethod
+    def _schemes(cls, v: list[str]) -> list[str]:
+        for url in v:
+            if not url.startswith(("stun:", "stuns:", "turn:", "turns:")):
+                raise ValueError(f"ICE server URL {url!r} must start with stun:, stuns:, turn: or turns:")
+        return v
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FACESTREAM_", extra="forbid", validate_default=True)
 
@@ -44,7 +64,7 @@ class Settings(BaseSettings):
     device: str | None = None
     log_level: str = "info"
     debug_barcode: bool = False
-    """Latency debugging (server.debug_latency): stamp each frame's index as a barcode and log
+    """Latency debugging (server.sinks.debug): stamp each frame's index as a barcode and log
     hand-off times, served at /api/debug/…; never on in production."""
     warm_up: bool = True
     """Analyse the sample face at startup so the first init does not pay for model loading."""
@@ -84,7 +104,7 @@ class Settings(BaseSettings):
     False: a sliding live window of ``live_window_segments``, older segment files deleted, so a
     long session's disk use stays bounded."""
     recording_max_seconds: float = Field(1800.0, ge=0)
-    """Session recordings (``GET …/session/{id}/recording.mp4``, server.recording): segment files
+    """Session recordings (``GET …/session/{id}/recording.mp4``, server.sinks.recording): segment files
     stay on disk after leaving the live window, up to this many seconds per session (the oldest
     are deleted beyond it); 0 = no recording, files deleted as they leave the live window."""
     max_batch_audio_seconds: float = Field(600.0, gt=0)
@@ -100,12 +120,12 @@ class Settings(BaseSettings):
     superfast ~0.075 at ~1.05 Mbit/s, ultrafast ~0.06 at ~1.85 Mbit/s. superfast buys ~1/4 of the
     encoder's CPU (more live sessions per core) for a still modest bitrate."""
     hls_mode: str = "ts"
-    """``ll``: Low-Latency HLS (fMP4 parts, blocking playlist reload; server.llhls_routes), a valid
+    """``ll``: Low-Latency HLS (fMP4 parts, blocking playlist reload; server.api.llhls), a valid
     plain playlist too for players without LL support; ``ts``: MPEG-TS segments from ffmpeg's HLS
     muxer. Same ``/hls/<id>/playlist.m3u8`` and one encoder per session either way. Measured
     (benchmarks/glass_to_glass_llhls.py, hls.js in Chromium, 2 loaded cores): ll p50 0.72 s /
     p90 0.8-1.1 s, ts p50 1.4-2.0 s, same CPU per session (~0.2 core incl. rendering). ``ts`` stays
-    the default because its writer restarts behind a discontinuity when ffmpeg dies (server.faults)
+    the default because its writer restarts behind a discontinuity when ffmpeg dies (server.sinks.hls)
     and its 1 s buffer stalls less on a starved CPU; choose ``ll`` for sub-second latency."""
     llhls_part_seconds: float = Field(0.2, gt=0)
     """LL-HLS part length (whole frames; the segment a whole number of parts)."""
@@ -120,11 +140,12 @@ class Settings(BaseSettings):
     """How far beyond the engine's lookahead the producer renders ahead of the clock."""
 
     webrtc_ice_servers: list[IceServerSetting] = []
-    """STUN/TURN servers for WebRTC viewers, JSON (see server.webrtc.settings); none on a LAN."""
+    """STUN/TURN servers for WebRTC viewers, as JSON, e.g.
+    ``[{"urls": ["stun:stun.example.org:3478"]}]``; none are needed on a LAN."""
     webrtc_allow_loopback: bool = False
     """For tests and single-host development only: WebRTC also gathers 127.0.0.1 host candidates
     (aioice skips loopback), so a browser on this host can pair over loopback, e.g. inside a network
-    namespace whose only interface is ``lo`` (server.webrtc.loopback). Leave off in production."""
+    namespace whose only interface is ``lo`` (server.sinks.webrtc.loopback). Leave off in production."""
 
     @field_validator("log_level")
     @classmethod

@@ -28,7 +28,7 @@ def sample_speech_path() -> Path:
 
 @pytest.fixture(scope="session")
 def ffmpeg() -> str:
-    from hls.tools import ffmpeg_exe
+    from hls.ffmpeg_tools import ffmpeg_exe
 
     return ffmpeg_exe()
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hls.args import EncodeSettings, fmp4_command
 from hls.feeder import FeederStatus, FfmpegFeeder
+from hls.ffmpeg import EncodeSettings, fmp4_command
 from hls.llhls.archive import SegmentArchive
 from hls.llhls.fragments import Fmp4Splitter, InitSegment
 from hls.llhls.playlist import render_timeline

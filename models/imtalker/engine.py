@@ -1,4 +1,4 @@
-"""The IMTalker neural engine behind the ``models.engine.Engine`` interface.
+"""The IMTalker neural engine behind the ``models.engines.base.Engine`` interface.
 
 Per session: the portrait is cropped and encoded once (appearance, identity, reference motion
 code and maps). Per 2 s window of timeline audio (speech or silence): motion codes are sampled

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.engine import Engine, EngineStream
+from models.engines.base import Engine, EngineStream
 from models.errors import InvalidAudioError
 from models.imtalker.engine import ImTalkerEngine
 from models.imtalker.generator import WindowContext

@@ -1,0 +1,44 @@
+"""Engine factory: name → Engine instance, importing engine modules only when asked for.
+
+Why lazy: the CPU engine needs no weights and must always work; the IMTalker engine pulls in
+torch and checkpoints. A server started with ``--engine cpu`` never imports the neural stack.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from models.engines.base import Engine
+from models.errors import EngineUnavailableError
+
+ENGINE_NAMES = ("cpu", "imtalker")
+
+
+def create_engine(name: str, weights_dir: Path | None = None, device: str | None = None) -> Engine:
+    """Build the named engine or raise EngineUnavailableError saying what is missing."""
+    key = name.strip().lower()
+    if key == "cpu":
+        try:
+            module = importlib.import_module("models.engines.cpu")
+        except ImportError as e:
+            raise EngineUnavailableError(f"the CPU engine cannot be imported: {e}") from e
+        return module.CpuEngine()
+    if key == "imtalker":
+        try:
+            module = importlib.import_module("models.imtalker.engine")
+        except ImportError as e:
+            raise EngineUnavailableError(
+                f"the IMTalker engine is not available ({e}); install the neural requirements "
+                "and pass --weights-dir with its checkpoints, or use --engine cpu"
+            ) from e
+        factory = getattr(module, "create_engine", None) or getattr(module, "ImTalkerEngine", None)
+        if factory is None:
+            raise EngineUnavailableError("models.imtalker.engine defines no create_engine / ImTalkerEngine")
+        try:
+            return factory(weights_dir=weights_dir, device=device)
+        except EngineUnavailableError:
+            raise
+        except (FileNotFoundError, RuntimeError, OSError) as e:
+            raise EngineUnavailableError(f"the IMTalker engine cannot start: {e}") from e
+    raise EngineUnavailableError(f"unknown engine {name!r}; choose one of {', '.join(ENGINE_NAMES)}")

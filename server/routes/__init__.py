@@ -1,1 +1,0 @@
-"""HTTP routes. Each module is an APIRouter; ``server.app`` mounts them."""

@@ -1,1 +1,0 @@
-"""WebRTC output (and microphone input) of a session's timeline, with aiortc."""

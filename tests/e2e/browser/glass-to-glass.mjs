@@ -1,0 +1,69 @@
+// Drives the page in its latency debug mode (?debug=latency) in headless Chromium: sample face,
+// sample speech streamed at real-time pace, every shown frame's barcode read back. Prints one JSON
+// object: what the page saw (frame index + display time, page clock), its clock offset to the
+// server, hls.js latency samples, startup timings, and the server's frame hand-off times.
+//
+//   node tests/e2e/browser/glass-to-glass.mjs --url http://127.0.0.1:9999 --seconds 20 [--chunk-duration 0.5]
+
+import { parseArgs } from 'node:util';
+import { join } from 'node:path';
+
+import { launch } from './chromium.mjs';
+
+const { values } = parseArgs({
+  options: {
+    url: { type: 'string' },
+    seconds: { type: 'string', default: '20' },
+    'chunk-duration': { type: 'string', default: '0.5' },
+    screenshot: { type: 'string' },
+    audio: { type: 'string' }, // a speech file to stream instead of assets/sample_speech.wav
+  },
+});
+const url = values.url.replace(/\/+$/, '');
+const ROOT = new URL('../../', import.meta.url).pathname;
+
+const { context, close } = await launch();
+try {
+  const page = await context.newPage();
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(e.message));
+  await page.goto(`${url}/?debug=latency`);
+  await page.getByRole('button', { name: 'Use the sample face' }).click();
+  await page.waitForFunction(() => !document.getElementById('start').disabled);
+  await page.locator('#params summary').click();
+  await page.getByLabel('Chunk length (s)').fill(values['chunk-duration']);
+  await page.getByRole('button', { name: 'Start session' }).click();
+  await page.waitForFunction(() => window.facestream.client?.sessionId, null, { timeout: 20000 });
+  await page.setInputFiles('#audio-file', values.audio || join(ROOT, 'assets/sample_speech.wav'));
+  await page.getByRole('button', { name: 'Stream the file' }).click();
+  await page.waitForFunction(() => window.facestream.probe?.firstFrameAt, null, { timeout: 20000 });
+
+  // hls.js's own estimates, sampled twice a second while the probe records.
+  const hlsSamples = [];
+  const end = Date.now() + Number(values.seconds) * 1000;
+  while (Date.now() < end) {
+    hlsSamples.push(await page.evaluate(() => {
+      const hls = window.facestream.player.hls;
+      const now = performance.timeOrigin + performance.now();
+      return { latency: hls?.latency ?? null, pdtLatencyMs: hls?.playingDate ? now - hls.playingDate.getTime() : null };
+    }));
+    await page.waitForTimeout(500);
+  }
+  if (values.screenshot) await page.screenshot({ path: values.screenshot });
+
+  const seen = await page.evaluate(() => ({
+    sessionId: window.facestream.client.sessionId,
+    records: window.facestream.probe.records,
+    unreadable: window.facestream.probe.unreadable,
+    firstFrameAt: window.facestream.probe.firstFrameAt,
+    timings: window.facestream.timings,
+    clock: window.facestream.clock,
+    fatal: window.facestream.player.fatalErrors,
+  }));
+  const answer = await fetch(`${url}/api/debug/sessions/${seen.sessionId}/frame-times`);
+  const frameTimes = answer.ok ? await answer.json() : { error: `HTTP ${answer.status}` };
+  await page.getByRole('button', { name: 'End session' }).click();
+  console.log(JSON.stringify({ ...seen, hlsSamples, frameTimes, problems }));
+} finally {
+  await close();
+}
