@@ -1,4 +1,4 @@
-"""The FastAPI application factory: wires settings, engine, InferenceAgent and SessionRegistry.
+"""The FastAPI application factory: wires settings, engine, InferenceExecutor and SessionRegistry.
 
 ``create_app(settings)`` builds everything inside the lifespan (nothing at import time); the
 sweeper task expiring idle sessions belongs to the app and is cancelled on shutdown, after which
@@ -18,7 +18,7 @@ from models.engines import create_engine
 from models.engines.base import Engine
 from server.api import mount
 from server.api.realtime_mount import open_gateway
-from server.compute.executor import InferenceAgent
+from server.compute.executor import InferenceExecutor
 from server.errors import install_error_handlers
 from server.session.registry import SessionRegistry
 from server.settings import Settings
@@ -62,8 +62,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             )
         if settings.warm_up:
             await asyncio.to_thread(_warm_up, eng)
-        agent = InferenceAgent(settings.inference_workers, max_jobs=settings.max_sessions * 4 + 16)
-        registry = SessionRegistry(settings, eng, agent)
+        executor = InferenceExecutor(settings.inference_workers, max_jobs=settings.max_sessions * 4 + 16)
+        registry = SessionRegistry(settings, eng, executor)
         removed = registry.clean_storage()
         if removed:
             log.info("removed %d session directories left by an earlier run", removed)
@@ -82,7 +82,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
                 await sweeper
             await gateway.close()
             await registry.shutdown()
-            await asyncio.to_thread(agent.close)
+            await asyncio.to_thread(executor.close)
 
     app = FastAPI(title="facestream", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)

@@ -86,9 +86,9 @@ class _RegistryCollector:
     @staticmethod
     def _queues(reg: Any, sessions: list[Any]) -> Iterator[Metric]:
         live = [s for s in sessions if not s.state.terminal]
-        blocking = getattr(reg.agent.blocking, "_work_queue", None)
+        blocking = getattr(reg.executor.blocking, "_work_queue", None)
         depths = {
-            "inference_jobs": reg.agent.queued,
+            "inference_jobs": reg.executor.queued,
             "blocking_jobs": blocking.qsize() if blocking is not None else 0,
             "rendered_frames": sum(len(s.frames) for s in live),
             "encoder_ticks": sum(int(getattr(s._sink, "queued_ticks", 0) or 0) for s in live),
@@ -98,7 +98,7 @@ class _RegistryCollector:
             queue.add_metric([name], value)
         yield queue
         yield GaugeMetricFamily(
-            "facestream_inference_queue", "Producer jobs waiting for a worker", reg.agent.queued
+            "facestream_inference_queue", "Producer jobs waiting for a worker", reg.executor.queued
         )
         speech = sum(s.schedule.queued_samples(s.playhead) for s in live) / 16000
         yield GaugeMetricFamily("facestream_queued_speech_seconds", "Speech accepted, not yet played", speech)

@@ -86,7 +86,7 @@ async def feed_chunk(
         return session.push_speech(decoded, final)
 
     async with session.feed_order:  # concurrent feeds of one session keep their arrival order
-        result = await loop.run_in_executor(registry.agent.blocking, accept)
+        result = await loop.run_in_executor(registry.executor.blocking, accept)
     placement = result.placement
     return {
         "status": "success",

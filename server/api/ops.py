@@ -27,7 +27,7 @@ async def health(request: Request) -> dict:
         "live_sessions": registry.live_count(),
         "sessions": len(registry.sessions()),
         "max_sessions": settings.max_sessions,
-        "inference_queue": registry.agent.queued,
+        "inference_queue": registry.executor.queued,
     }
 
 

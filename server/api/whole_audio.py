@@ -44,11 +44,11 @@ def _registry(request: Request) -> SessionRegistry:
 
 
 def _batch(request: Request) -> BatchRenderer:
-    """One BatchRenderer per app, made on first use (it needs the registry's engine and agent)."""
+    """One BatchRenderer per app, made on first use (it needs the registry's engine and executor)."""
     renderer = getattr(request.app.state, "batch_renderer", None)
     registry = _registry(request)
-    if renderer is None or renderer.agent is not registry.agent:
-        renderer = BatchRenderer(registry.settings, registry.engine, registry.agent)
+    if renderer is None or renderer.executor is not registry.executor:
+        renderer = BatchRenderer(registry.settings, registry.engine, registry.executor)
         request.app.state.batch_renderer = renderer
     return renderer
 
@@ -129,15 +129,15 @@ async def render_stream(request: Request, form: WholeAudioForm = Depends(whole_a
     loop = asyncio.get_running_loop()
     with registry.reserve():
         avatar, timeline = await loop.run_in_executor(
-            registry.agent.blocking, prepare_inputs,
+            registry.executor.blocking, prepare_inputs,
             registry.engine, s, form.image_bytes, form.audio_bytes, params, form.raw_rate,
         )  # fmt: skip
         session_id = new_session_id()
         directory = s.storage_dir / session_id
         try:
             session = await loop.run_in_executor(
-                registry.agent.blocking, open_progressive,
-                session_id, directory, avatar, params, timeline, registry.engine, registry.agent, s,
+                registry.executor.blocking, open_progressive,
+                session_id, directory, avatar, params, timeline, registry.engine, registry.executor, s,
             )  # fmt: skip
         except BaseException:
             await asyncio.to_thread(shutil.rmtree, directory, True)
@@ -168,7 +168,7 @@ async def session_recording(request: Request, session_id: str) -> FileResponse:
 
     async def produce(workdir: Path) -> Path:
         return await loop.run_in_executor(
-            registry.agent.blocking, write_recording, session, workdir / "recording.mp4"
+            registry.executor.blocking, write_recording, session, workdir / "recording.mp4"
         )
 
     path, cleanup = await _in_scratch_dir(request, produce)

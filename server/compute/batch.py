@@ -1,6 +1,6 @@
 """``POST /api/audio-driven``: one portrait + one whole audio file → a finished MP4.
 
-Decode, face analysis and the encoder start run on the agent's low-priority ``blocking`` pool
+Decode, face analysis and the encoder start run on the executor's low-priority ``blocking`` pool
 (nice +5; the ffmpeg child and its pipe threads inherit that niceness, so the batch encoder also
 yields the CPU to live sessions' encoders). Frames are rendered by ``OfflineRender`` on the
 inference workers, deferred behind live sessions. At most ``settings.max_batch_renders`` renders
@@ -21,7 +21,7 @@ from hls.mp4 import Mp4Writer
 from models.engines.base import Engine
 from models.face.decode import decode_image_bytes
 from models.types import FPS, Avatar, EngineParams
-from server.compute.executor import InferenceAgent
+from server.compute.executor import InferenceExecutor
 from server.compute.offline import OfflineRender, TimelineAudio
 from server.errors import CapacityError
 from server.session.audio.decode import decode_audio_chunk
@@ -61,10 +61,10 @@ class BatchResult:
 class BatchRenderer:
     """Owns the concurrency cap of whole-audio MP4 renders (event-loop side state only)."""
 
-    def __init__(self, settings: Settings, engine: Engine, agent: InferenceAgent) -> None:
+    def __init__(self, settings: Settings, engine: Engine, executor: InferenceExecutor) -> None:
         self.settings = settings
         self.engine = engine
-        self.agent = agent
+        self.executor = executor
         self.active = 0
         self.completed = 0
 
@@ -102,7 +102,7 @@ class BatchRenderer:
                 loop.call_soon_threadsafe(lambda: done.done() or done.set_result(error))
 
             defer = self.settings.batch_defer_s
-            job = OfflineRender(stream, timeline, writer, self.agent, on_done, defer_s=defer)
+            job = OfflineRender(stream, timeline, writer, self.executor, on_done, defer_s=defer)
             job.start()
             try:
                 error = await done
@@ -128,4 +128,4 @@ class BatchRenderer:
                     stream.close()
 
     async def _blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.agent.blocking, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self.executor.blocking, fn, *args)

@@ -1,4 +1,4 @@
-"""InferenceAgent: the bounded pool of threads that runs every engine push, earliest deadline first.
+"""InferenceExecutor: the bounded pool of threads that runs every engine push, earliest deadline first.
 
 Why not a plain ThreadPoolExecutor: with many sessions on few cores a FIFO queue lets a session
 whose next frame is due in 10 ms wait behind one that has 300 ms to spare. Jobs carry the deadline
@@ -14,7 +14,7 @@ not live frames.
 GIL switch interval: a render is ~100 short GIL-releasing array calls (numpy, OpenCV); each time
 it wants the GIL back while a pure-Python thread (audio→motion, clocks, the event loop) holds it,
 CPython makes it wait up to the switch interval (5 ms by default). With many sessions those
-waits add up to tens of ms per frame (the "convoy effect"). The agent lowers the interval to
+waits add up to tens of ms per frame (the "convoy effect"). The executor lowers the interval to
 ``LIVE_SWITCH_INTERVAL_S`` (process-wide; never raises a smaller value someone chose).
 """
 
@@ -42,7 +42,7 @@ def _lower_priority(niceness: int) -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
 
 
-class InferenceAgent:
+class InferenceExecutor:
     def __init__(self, workers: int, max_jobs: int = 1024, blocking_workers: int = 2) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
@@ -70,7 +70,7 @@ class InferenceAgent:
         """Run ``job`` on a worker; jobs with earlier ``deadline`` (monotonic seconds) run first."""
         with self._cond:
             if self._closing:
-                raise RuntimeError("inference agent is closed")
+                raise RuntimeError("inference executor is closed")
             if len(self._heap) >= self.max_jobs:
                 raise RuntimeError(f"inference queue full ({self.max_jobs} jobs)")
             heapq.heappush(self._heap, (deadline, next(self._seq), job))

@@ -1,6 +1,6 @@
-"""Whole-audio rendering on the shared InferenceAgent, behind live sessions.
+"""Whole-audio rendering on the shared InferenceExecutor, behind live sessions.
 
-Why steps instead of one long job: the agent schedules earliest deadline first, and a job cannot be
+Why steps instead of one long job: the executor schedules earliest deadline first, and a job cannot be
 pre-empted once it runs. A whole-audio render is cut into pushes of ``step_frames`` frames, each
 submitted as its own job with a deadline ``defer_s`` in the future. Live sessions submit jobs due
 within a few hundred milliseconds, so they always win the next free worker; a render holds at most
@@ -27,7 +27,7 @@ import soxr
 from hls.ticks import samples_for_tick
 from models.engines.base import EngineStream
 from models.types import ENGINE_SAMPLE_RATE, FPS, SAMPLES_PER_FRAME, AudioSlice, VideoFrame
-from server.compute.executor import InferenceAgent
+from server.compute.executor import InferenceExecutor
 from server.session.audio.decode import DecodedAudio
 
 STEP_FRAMES = 10
@@ -81,7 +81,7 @@ class OfflineRender:
         stream: EngineStream,
         audio: TimelineAudio,
         sink: TickWriter,
-        agent: InferenceAgent,
+        executor: InferenceExecutor,
         on_done: Callable[[BaseException | None], None],
         *,
         step_frames: int = STEP_FRAMES,
@@ -91,7 +91,7 @@ class OfflineRender:
         self._stream = stream
         self.audio = audio
         self._sink = sink
-        self._agent = agent
+        self._executor = executor
         self._on_done = on_done
         self._step = max(1, step_frames) * SAMPLES_PER_FRAME
         self._defer = defer_s
@@ -131,8 +131,8 @@ class OfflineRender:
 
     def _submit(self) -> None:
         try:
-            self._agent.submit(self._clock() + self._defer, self._run_step)
-        except Exception as e:  # agent closed or full: the render cannot go on
+            self._executor.submit(self._clock() + self._defer, self._run_step)
+        except Exception as e:  # executor closed or full: the render cannot go on
             self._finish(e)
 
     def _run_step(self) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 from hls.sink import HlsSink
 from models.engines.base import EngineStream
 from models.types import FPS, Avatar, EngineParams
-from server.compute.executor import InferenceAgent
+from server.compute.executor import InferenceExecutor
 from server.compute.offline import OfflineRender, RenderCancelledError, TimelineAudio
 from server.session.state import SessionState, StateMachine
 from server.settings import Settings
@@ -41,7 +41,7 @@ class ProgressiveSession:
         stream: EngineStream,
         sink: HlsSink,
         timeline: TimelineAudio,
-        agent: InferenceAgent,
+        executor: InferenceExecutor,
         settings: Settings,
         engine_name: str = "",
     ) -> None:
@@ -60,10 +60,10 @@ class ProgressiveSession:
         self.chunk_duration = 0.0
         self.lead_frames = 0
         self._stream = stream
-        self._agent = agent
+        self._executor = executor
         self._state = StateMachine()
         defer = settings.batch_defer_s
-        self.job = OfflineRender(stream, timeline, sink, agent, self._rendered, defer_s=defer)
+        self.job = OfflineRender(stream, timeline, sink, executor, self._rendered, defer_s=defer)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -74,7 +74,7 @@ class ProgressiveSession:
     def _rendered(self, error: BaseException | None) -> None:
         """Render finished (worker thread): end the playlist on the blocking pool, not on a worker."""
         if error is None:
-            self._agent.blocking.submit(self._end_playlist)
+            self._executor.blocking.submit(self._end_playlist)
         elif not isinstance(error, RenderCancelledError):
             self._fail(f"render failed: {error}")
 
@@ -154,7 +154,7 @@ def open_progressive(
     params: EngineParams,
     timeline: TimelineAudio,
     engine: Any,
-    agent: InferenceAgent,
+    executor: InferenceExecutor,
     settings: Settings,
 ) -> ProgressiveSession:
     """Create the directory, start the encoder and the render (blocking: run on the blocking pool,
@@ -175,7 +175,7 @@ def open_progressive(
         sink.start()
         stream = engine.open_stream(avatar, params)
         session = ProgressiveSession(
-            session_id, directory, avatar, params, stream, sink, timeline, agent, settings,
+            session_id, directory, avatar, params, stream, sink, timeline, executor, settings,
             engine_name=getattr(engine, "name", settings.engine),
         )  # fmt: skip
         session.start()

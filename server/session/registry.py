@@ -10,7 +10,7 @@ no client string ever reaches a path. Directories of a previous run (ids this pr
 know) are removed at startup.
 
 All public coroutines run on the event loop; blocking work (face analysis, ffmpeg start, closing,
-file removal) goes to the agent's ``blocking`` pool.
+file removal) goes to the executor's ``blocking`` pool.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from hls.sink import HlsSink
 from models.engines.base import Engine
 from models.face.decode import decode_image_bytes
 from models.types import ENGINE_SAMPLE_RATE, EngineParams
-from server.compute.executor import InferenceAgent
+from server.compute.executor import InferenceExecutor
 from server.errors import CapacityError
 from server.session.ids import is_valid_session_id, new_session_id, validate_session_id
 from server.session.session import Session, SessionConfig
@@ -43,10 +43,10 @@ SinkFactory = Callable[[Path, int, int], Any]
 
 
 class SessionRegistry:
-    def __init__(self, settings: Settings, engine: Engine, agent: InferenceAgent) -> None:
+    def __init__(self, settings: Settings, engine: Engine, executor: InferenceExecutor) -> None:
         self.settings = settings
         self.engine = engine
-        self.agent = agent
+        self.executor = executor
         self._sessions: dict[str, Session] = {}
         self._realtime: dict[str, Any] = {}
         self.frame_logs = FrameLogs()  # only filled when settings.debug_barcode
@@ -146,14 +146,14 @@ class SessionRegistry:
                 out_rate=s.output_sample_rate,
             )
             session = Session(
-                session_id, directory, avatar, params, stream, sink, self.agent, config,
+                session_id, directory, avatar, params, stream, sink, self.executor, config,
                 engine_name=getattr(self.engine, "name", s.engine),
                 raw_sample_rate=audio_sample_rate, chunk_duration=chunk_duration,
             )  # fmt: skip
             if self.metrics is not None:
                 self.metrics.watch_session(session)
             session.start()
-            retention = SegmentRetention.for_settings(directory, s, self.agent.blocking)
+            retention = SegmentRetention.for_settings(directory, s, self.executor.blocking)
             if s.hls_mode == "ll":  # the LL sink keeps its own archive (server.sinks.llhls)
                 retention = None
             if retention is not None:
@@ -206,7 +206,7 @@ class SessionRegistry:
         adapter = self._realtime.get(session.session_id)
         if adapter is None:
             adapter = RealtimeSessionAdapter(
-                session, self.agent.blocking, debug_barcode=self.settings.debug_barcode
+                session, self.executor.blocking, debug_barcode=self.settings.debug_barcode
             )
             self._realtime[session.session_id] = adapter
         return adapter
@@ -261,4 +261,4 @@ class SessionRegistry:
 
     async def _blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.agent.blocking, fn, *args)
+        return await loop.run_in_executor(self.executor.blocking, fn, *args)

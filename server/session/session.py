@@ -6,7 +6,7 @@ Threads and ownership (all owned by the Session, stopped and joined by ``close``
   waits), takes frame n's audio from the SpeechSchedule, and hands the tick to the sink and to
   every subscriber. Audio comes from the timeline, not from the frames, so a late frame costs a
   repeated picture, never A/V drift.
-* the **producer** pump: a job on the shared InferenceAgent (at most one in flight per session,
+* the **producer** pump: a job on the shared InferenceExecutor (at most one in flight per session,
   so per-session order holds). It keeps the engine's timeline audio ``horizon_frames`` ahead of
   the clock (engine lookahead + render margin): it claims speech or silence from the schedule,
   pushes it, and queues the returned frames, recording each frame's lateness (completion −
@@ -37,7 +37,7 @@ import numpy as np
 
 from models.engines.base import EngineStream
 from models.types import FPS, SAMPLES_PER_FRAME, AudioSlice, Avatar, EngineParams, VideoFrame
-from server.compute.executor import InferenceAgent
+from server.compute.executor import InferenceExecutor
 from server.errors import SessionFinishedError
 from server.session.audio.decode import DecodedAudio
 from server.session.frames import FrameQueue, LatenessStats
@@ -99,7 +99,7 @@ class Session:
         params: EngineParams,
         stream: EngineStream,
         sink: TickSink,
-        agent: InferenceAgent,
+        executor: InferenceExecutor,
         config: SessionConfig,
         *,
         engine_name: str = "",
@@ -121,7 +121,7 @@ class Session:
         self.last_activity = self._created_mono
         self._stream = stream
         self._sink = sink
-        self._agent = agent
+        self._executor = executor
         self._state = StateMachine()
         self.lookahead = int(stream.lookahead_frames)
         # The producer's horizon (lookahead + margin) is kept shorter than the scheduling lead on
@@ -393,7 +393,7 @@ class Session:
             self._pump_idle.clear()
         first = self.schedule.consumed // SAMPLES_PER_FRAME - self.lookahead
         try:
-            self._agent.submit(self._t0 + first / FPS, self._pump)
+            self._executor.submit(self._t0 + first / FPS, self._pump)
         except Exception as e:
             self._pump_done()
             self._fail(f"cannot schedule inference: {e}")

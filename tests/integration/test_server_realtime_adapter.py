@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from models.types import EngineParams
-from server.compute.executor import InferenceAgent
+from server.compute.executor import InferenceExecutor
 from server.session.realtime_port import RealtimeSessionPort
 from server.session.registry import SessionRegistry
 from server.settings import Settings
@@ -28,8 +28,8 @@ async def _next_event(listener, want: str, timeout: float = 5.0):
 
 async def test_adapter_streams_ticks_and_speech_events(tmp_path, sample_face_path) -> None:
     settings = Settings(storage_dir=tmp_path / "s", static_dir=None)
-    agent = InferenceAgent(2)
-    registry = SessionRegistry(settings, ProbeEngine(), agent)
+    executor = InferenceExecutor(2)
+    registry = SessionRegistry(settings, ProbeEngine(), executor)
     try:
         session = await registry.create(sample_face_path.read_bytes(), EngineParams(), 0.5, 24000)
         port = registry.realtime(session.session_id)
@@ -60,4 +60,4 @@ async def test_adapter_streams_ticks_and_speech_events(tmp_path, sample_face_pat
                 await asyncio.wait_for(viewer.recv_video(), 2)
     finally:
         await registry.shutdown()
-        agent.close()
+        executor.close()

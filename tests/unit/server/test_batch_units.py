@@ -1,5 +1,5 @@
 """Pure parts of the whole-audio path: timeline audio framing, the deferred render loop on a real
-InferenceAgent (with a fake engine stream), and segment retention's deletion schedule."""
+InferenceExecutor (with a fake engine stream), and segment retention's deletion schedule."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from models.types import SAMPLES_PER_FRAME, AudioSlice, VideoFrame
-from server.compute.executor import InferenceAgent
+from server.compute.executor import InferenceExecutor
 from server.compute.offline import OfflineRender, RenderCancelledError, TimelineAudio
 from server.session.audio.decode import DecodedAudio
 from server.sinks.recording import SegmentRetention, ts_segments_on_disk
@@ -55,39 +55,39 @@ def test_timeline_audio_pads_to_whole_frames_and_slices_exactly() -> None:
 
 
 def test_offline_render_writes_every_frame_once_in_order() -> None:
-    agent = InferenceAgent(1)
+    executor = InferenceExecutor(1)
     try:
         t = TimelineAudio.from_decoded(
             DecodedAudio(np.zeros(16000 * 3 + 100, np.float32), 16000, "raw"), 48000
         )
         sink, done = _Sink(), []
-        job = OfflineRender(_Stream(), t, sink, agent, done.append, step_frames=7, defer_s=0.0)
+        job = OfflineRender(_Stream(), t, sink, executor, done.append, step_frames=7, defer_s=0.0)
         job.start()
         assert job.wait(10)
         assert done == [None]
         assert [i for i, _ in sink.ticks] == list(range(t.frames)) and t.frames == 76
         assert all(n == 1920 for _, n in sink.ticks)
     finally:
-        agent.close()
+        executor.close()
 
 
 def test_offline_render_yields_to_earlier_deadlines_and_can_be_cancelled() -> None:
-    agent = InferenceAgent(1)
+    executor = InferenceExecutor(1)
     order: list[str] = []
     gate = threading.Event()
     try:
         t = TimelineAudio.from_decoded(DecodedAudio(np.zeros(16000 * 2, np.float32), 16000, "raw"), 48000)
-        agent.submit(0.0, lambda: gate.wait(5))  # occupy the only worker
+        executor.submit(0.0, lambda: gate.wait(5))  # occupy the only worker
         done: list[BaseException | None] = []
-        job = OfflineRender(_Stream(), t, _Sink(), agent, done.append, step_frames=5, defer_s=100.0)
+        job = OfflineRender(_Stream(), t, _Sink(), executor, done.append, step_frames=5, defer_s=100.0)
         job.start()
-        agent.submit(1.0, lambda: order.append("live"))  # due earlier than the render's step
+        executor.submit(1.0, lambda: order.append("live"))  # due earlier than the render's step
         job.cancel()
         gate.set()
         assert job.wait(5)
         assert order == ["live"] and isinstance(done[0], RenderCancelledError)
     finally:
-        agent.close()
+        executor.close()
 
 
 class _Inline(Executor):
