@@ -117,6 +117,7 @@ class ChunkedStreamingClient:
         for _ in range(retries + 1):
             r = self._http.post(
                 f"{API}/feed",
+                params={"session_id": sid},  # a balancer routes on it (README "Running more than one node")
                 data={"session_id": sid, "is_final_chunk": "true" if is_final else "false"},
                 files={"audio_chunk": ("chunk", audio_bytes, "application/octet-stream")},
             )

@@ -155,6 +155,10 @@ class HlsSink(FeederStatus):
         """Files of every published segment still on disk, in order (the recording's input)."""
         return [p.path for p in self.segments_published if p.path.exists()]
 
+    @property
+    def published_count(self) -> int:
+        return len(self.segments_published)
+
     def wait_for_segments(self, count: int = 1, timeout: float = 5.0) -> bool:
         """Block until ``count`` segments are published (True) or timeout/failure (False)."""
         deadline = time.monotonic() + timeout

@@ -2,7 +2,9 @@
 
 ``create_app(settings)`` builds everything inside the lifespan (nothing at import time); the
 sweeper task expiring idle sessions belongs to the app and is cancelled on shutdown, after which
-every live playlist is ended (``#EXT-X-ENDLIST``) and every thread joined.
+every live playlist is ended (``#EXT-X-ENDLIST``) and every thread joined. The node's drain
+(server.drain, ``app.state.drain``) is the app's too: ``on_drained`` is how it leaves (the CLI
+passes a graceful uvicorn exit), ``drain_signal`` makes SIGUSR1 start it (main thread only).
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import signal
+from collections.abc import AsyncIterator, Callable
 
 from fastapi import FastAPI
 
@@ -18,7 +21,10 @@ from models.engines import create_engine
 from models.engines.base import Engine
 from server.api import mount
 from server.api.realtime_mount import open_gateway
+from server.assembly import create_registry
+from server.compute.avatar import prepare_avatar
 from server.compute.executor import InferenceExecutor
+from server.drain import Drain
 from server.errors import install_error_handlers
 from server.session.registry import SessionRegistry
 from server.settings import Settings
@@ -42,15 +48,21 @@ def _warm_up(engine: Engine) -> None:
     from models.types import EngineParams
 
     try:
-        prepare_bytes = getattr(engine, "prepare_bytes", None)
-        if callable(prepare_bytes):
-            prepare_bytes(SAMPLE_FACE.read_bytes(), EngineParams())
+        prepare_avatar(engine, SAMPLE_FACE.read_bytes(), EngineParams())
     except Exception:  # a warm-up failure is not fatal: the first init will report the real error
         log.warning("engine warm-up failed", exc_info=True)
 
 
-def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
-    """Build the app. ``engine`` may be injected (tests, benchmarks); otherwise ``settings.engine``."""
+def create_app(
+    settings: Settings,
+    engine: Engine | None = None,
+    *,
+    on_drained: Callable[[], None] | None = None,
+    drain_signal: bool = False,
+) -> FastAPI:
+    """Build the app. ``engine`` may be injected (tests, benchmarks); otherwise ``settings.engine``.
+    ``on_drained`` runs once a drain has finished (None: the drained node stays up, refusing new
+    sessions); ``drain_signal``: SIGUSR1 starts a drain of ``settings.drain_timeout_s``."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -63,20 +75,26 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         if settings.warm_up:
             await asyncio.to_thread(_warm_up, eng)
         executor = InferenceExecutor(settings.inference_workers, max_jobs=settings.max_sessions * 4 + 16)
-        registry = SessionRegistry(settings, eng, executor)
+        registry = create_registry(settings, eng, executor, app.state.metrics)
         removed = registry.clean_storage()
         if removed:
             log.info("removed %d session directories left by an earlier run", removed)
         app.state.registry = registry
-        registry.metrics = app.state.metrics
         app.state.metrics.bind(registry)
         app.state.frame_logs = registry.frame_logs
         gateway = open_gateway(app, settings)
         sweeper = asyncio.create_task(_sweep(registry, settings.sweep_interval_s), name="session-sweeper")
+        drain = app.state.drain = Drain(registry, on_drained)
+        loop = asyncio.get_running_loop()
+        if drain_signal:
+            loop.add_signal_handler(signal.SIGUSR1, drain.start, settings.drain_timeout_s)
         try:
             yield
         finally:
             app.state.shutting_down = True  # /ready answers 503 from here on
+            if drain_signal:
+                loop.remove_signal_handler(signal.SIGUSR1)
+            await drain.close()
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper

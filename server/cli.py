@@ -26,9 +26,11 @@ _SERVE_FLAGS = {
     "max_queued_speech_s": (float, "queued speech bound per session (default 120 s)"),
     "latency_lead_ms": (float, "start new utterances this far ahead of the playhead (default 400 ms)"),
     "live_window_segments": (int, "segments listed in the live playlist (default 6)"),
-    "hls_mode": (str, "ts (default: 1 s MPEG-TS segments) or ll (Low-Latency HLS: fMP4 parts, ~0.7 s)"),
+    "hls_mode": (str, "ll (default: Low-Latency HLS, fMP4 parts, ~0.7 s) or ts (1 s MPEG-TS segments)"),
     "log_level": (str, "critical|error|warning|info|debug"),
     "log_format": (str, "text (default) or json: one JSON object per line, with session ids"),
+    "node_id": (str, "this node's name behind a balancer (= its haproxy server name); tags session ids"),
+    "drain_timeout_s": (float, "on SIGUSR1 or POST /admin/drain: live sessions get this long (600 s)"),
 }
 
 
@@ -42,6 +44,21 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         default=None,
         help="event playlists listing every segment (replayable) instead of a live window",
+    )
+    p.add_argument(
+        "--insecure",
+        dest="insecure",
+        action="store_true",
+        default=None,
+        help="allow a non-loopback --host without API keys (FACESTREAM_API_KEYS): anyone who can "
+        "reach the port then controls every session",
+    )
+    p.add_argument(
+        "--no-warm-up",
+        dest="warm_up",
+        action="store_false",
+        default=None,
+        help="skip analysing the sample face at start-up (faster start; the first init pays instead)",
     )
 
 
@@ -65,29 +82,48 @@ def _serve(args: argparse.Namespace) -> int:
     from server.app import create_app
     from server.settings import Settings
 
-    overrides = {k: v for k, v in vars(args).items() if k in _SERVE_FLAGS or k == "keep_all_segments"}
+    flags = {*_SERVE_FLAGS, "keep_all_segments", "warm_up", "insecure"}
+    overrides = {k: v for k, v in vars(args).items() if k in flags}
     try:
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as e:
         print(f"facestream: invalid settings:\n{e}", file=sys.stderr)
         return 2
+    from server.api.auth import exposure_problem
+    from server.api.deadlines import uvicorn_options
+
+    problem = exposure_problem(settings)  # never open beyond loopback by accident
+    if problem is not None:
+        print(f"facestream: {problem}", file=sys.stderr)
+        return 2
     from server.logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
-    app = create_app(settings)
+    server: uvicorn.Server | None = None
+
+    def exit_drained() -> None:  # a finished drain leaves exactly as SIGTERM does
+        if server is not None:
+            server.should_exit = True
+
+    app = create_app(settings, on_drained=exit_drained, drain_signal=True)
+    node = f", node {settings.node_id}" if settings.node_id else ""
     print(
-        f"facestream: serving on http://{settings.host}:{settings.port} (engine {settings.engine})",
+        f"facestream: serving on http://{settings.host}:{settings.port} (engine {settings.engine}{node})",
         flush=True,
     )
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        log_config=None,  # uvicorn's loggers propagate to configure_logging's handler
-        timeout_graceful_shutdown=20,
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            log_config=None,  # uvicorn's loggers propagate to configure_logging's handler
+            timeout_graceful_shutdown=20,
+            **uvicorn_options(settings),  # head deadline + size cap, keep-alive timeout (slowloris)
+        )
     )
-    return 0
+    server.run()
+    return 0 if server.started else 3  # 3: uvicorn's start-up failure status
 
 
 def _render(args: argparse.Namespace) -> int:

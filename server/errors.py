@@ -59,6 +59,20 @@ class CapacityError(RetryLaterError):
     """The server already runs ``max_sessions`` sessions."""
 
 
+class NotLiveSessionError(FacestreamError):
+    """A real-time route (speech input, events, WebRTC, interrupt) on a whole-audio render."""
+
+
+class NodeDrainingError(CapacityError):
+    """This node is draining (deploy): it takes no new sessions; live ones run to their end."""
+
+
+class SessionNodeLostError(FacestreamError):
+    """The session id names another node (``<node>-<hex>``): behind the balancer, a request reaches
+    a node that does not own the session only when the owner is down or gone, so the session is
+    lost (410, not 404: the id was real; not 503: retrying cannot bring it back)."""
+
+
 class RecordingUnavailableError(FacestreamError):
     """A session recording was asked for before the session published any segment."""
 
@@ -69,6 +83,20 @@ class StorageUnavailableError(FacestreamError):
 
 class IllegalTransitionError(FacestreamError):
     """A session state change that the lifecycle does not allow (a bug or a race lost)."""
+
+
+class AuthenticationError(FacestreamError):
+    """No credential, or one that is neither a configured API key nor one of the server's tokens."""
+
+
+class ForbiddenError(FacestreamError):
+    """A real credential that does not grant this (viewer token on a control route, another
+    session's token, an API key that does not own the session, a foreign Origin)."""
+
+
+class QuotaExceededError(RetryLaterError):
+    """This client (API key, or address without keys) already holds its share of sessions or
+    listeners (``max_sessions_per_client`` and the per-client listener caps)."""
 
 
 # Real-time edges (WebSocket, SSE, WebRTC)
@@ -114,10 +142,15 @@ class BlockingReloadTimeoutError(FacestreamError):
 
 _STATUS: list[tuple[type[Exception], int]] = [
     (SessionNotFoundError, 404),
+    (SessionNodeLostError, 410),
+    (AuthenticationError, 401),
+    (ForbiddenError, 403),
+    (QuotaExceededError, 429),
     (InvalidFieldError, 422),
     (PayloadTooLargeError, 413),
     (SessionFinishedError, 409),
     (IllegalTransitionError, 409),
+    (NotLiveSessionError, 409),
     (RecordingUnavailableError, 409),
     (SpeechQueueFullError, 429),
     (CapacityError, 503),
@@ -176,6 +209,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _domain(_: Request, exc: FacestreamError) -> JSONResponse:
         retry = retry_after_for(exc)
         headers = {"Retry-After": str(retry)} if retry else None
+        if isinstance(exc, AuthenticationError):
+            headers = {"WWW-Authenticate": "Bearer"}
         return error_response(status_for(exc), str(exc) or type(exc).__name__, headers)
 
     @app.exception_handler(RequestValidationError)

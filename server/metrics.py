@@ -18,6 +18,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from starlette.routing import Mount, Route, WebSocketRoute
 
 from server.api.guards import ASGIApp, Message, Receive, Scope, Send
 from server.session.state import SessionState
@@ -39,7 +40,8 @@ class _RegistryCollector:
 
     def _totals(self, sessions: list[Any]) -> dict[str, int]:
         with self._lock:
-            current = {s.session_id: {k: int(getattr(s, k, 0)) for k in _COUNTED} for s in sessions}
+            loads = {s.session_id: s.load() for s in sessions}
+            current = {sid: load.counters() for sid, load in loads.items()}
             for sid, last in self._last.items():
                 if sid not in current:
                     for k in _COUNTED:
@@ -79,19 +81,18 @@ class _RegistryCollector:
         worst = GaugeMetricFamily(
             "facestream_frame_lateness_p99_seconds", "Worst per-session p99 of render completion − deadline"
         )
-        p99s = [s.lateness.summary_ms()["p99"] for s in sessions if not s.state.terminal]
+        p99s = [load.lateness_p99_ms for load in (s.load() for s in sessions)]
         worst.add_metric([], max([p / 1000 for p in p99s if p is not None], default=0.0))
         yield worst
 
     @staticmethod
     def _queues(reg: Any, sessions: list[Any]) -> Iterator[Metric]:
-        live = [s for s in sessions if not s.state.terminal]
-        blocking = getattr(reg.executor.blocking, "_work_queue", None)
+        loads = [s.load() for s in sessions if not s.state.terminal]
         depths = {
             "inference_jobs": reg.executor.queued,
-            "blocking_jobs": blocking.qsize() if blocking is not None else 0,
-            "rendered_frames": sum(len(s.frames) for s in live),
-            "encoder_ticks": sum(int(getattr(s._sink, "queued_ticks", 0) or 0) for s in live),
+            "blocking_jobs": reg.executor.blocking_queued,
+            "rendered_frames": sum(load.frames_queued for load in loads),
+            "encoder_ticks": sum(load.encoder_ticks_queued for load in loads),
         }
         queue = GaugeMetricFamily("facestream_queue_depth", "Items waiting, by queue", labels=["queue"])
         for name, value in depths.items():
@@ -100,15 +101,34 @@ class _RegistryCollector:
         yield GaugeMetricFamily(
             "facestream_inference_queue", "Producer jobs waiting for a worker", reg.executor.queued
         )
-        speech = sum(s.schedule.queued_samples(s.playhead) for s in live) / 16000
+        speech = sum(load.queued_speech_seconds for load in loads)
         yield GaugeMetricFamily("facestream_queued_speech_seconds", "Speech accepted, not yet played", speech)
 
 
-class ServerMetrics:
-    """Everything ``/metrics`` exports for one app."""
+class _NodeLabelled:
+    """Every sample of ``inner`` with ``node="<id>"`` added: the series of several nodes stay apart
+    wherever they are merged (a federation, a remote-write store, a dashboard summing nodes),
+    whatever ``instance`` label the scraper gives them."""
 
-    def __init__(self) -> None:
+    def __init__(self, inner: CollectorRegistry, node: str) -> None:
+        self._inner = inner
+        self._node = node
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self._inner.collect():
+            metric.samples = [s._replace(labels={**s.labels, "node": self._node}) for s in metric.samples]
+            yield metric
+
+
+class ServerMetrics:
+    """Everything ``/metrics`` exports for one app; ``node`` (``Settings.node_id``) labels it all."""
+
+    def __init__(self, node: str = "") -> None:
         self.registry = CollectorRegistry()
+        self._exported = self.registry
+        if node:
+            self._exported = CollectorRegistry(auto_describe=False)
+            self._exported.register(_NodeLabelled(self.registry, node))
         self.frame_lateness = Histogram(
             "facestream_frame_lateness_seconds",
             "Render completion − deadline per frame (> 0: the clock repeated the previous picture)",
@@ -133,19 +153,18 @@ class ServerMetrics:
         self._collector = _RegistryCollector(session_registry)
         self.registry.register(self._collector)
 
-    def watch_session(self, session: Any) -> None:
-        """Feed this session's frame lateness into the histogram."""
-        session.lateness.observer = self.frame_lateness.observe
+    def observe_lateness(self, seconds: float) -> None:
+        """A live session's frame lateness (render completion − deadline), fed into the histogram."""
+        self.frame_lateness.observe(seconds)
 
     def exposition(self) -> tuple[bytes, str]:
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        return generate_latest(self._exported), CONTENT_TYPE_LATEST
 
 
 def route_label(scope: Scope) -> str:
     """The matched route's template (``/hls/{session_id}/{name}``), never the raw path: bounded labels."""
     route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else "unmatched"
+    return route.path if isinstance(route, Route | WebSocketRoute | Mount) else "unmatched"
 
 
 class ErrorCountingMiddleware:

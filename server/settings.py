@@ -10,11 +10,16 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from models.types import FPS
+
+NODE_ID_RE = r"[a-z0-9_]{1,32}"
+"""A node id (``Settings.node_id``): also a valid haproxy server name and a safe file-name part
+(server.session.ids puts it in session ids)."""
 
 SESSIONS_PER_CORE = 2
 """Live CPU-engine sessions per core at p99 frame lateness < 100 ms (512² frames, HLS encode
@@ -119,14 +124,14 @@ class Settings(BaseSettings):
     head, ffmpeg CPU per media second: veryfast ~0.10 core/session at ~0.75 Mbit/s,
     superfast ~0.075 at ~1.05 Mbit/s, ultrafast ~0.06 at ~1.85 Mbit/s. superfast buys ~1/4 of the
     encoder's CPU (more live sessions per core) for a still modest bitrate."""
-    hls_mode: str = "ts"
-    """``ll``: Low-Latency HLS (fMP4 parts, blocking playlist reload; server.api.llhls), a valid
-    plain playlist too for players without LL support; ``ts``: MPEG-TS segments from ffmpeg's HLS
-    muxer. Same ``/hls/<id>/playlist.m3u8`` and one encoder per session either way. Measured
+    hls_mode: str = "ll"
+    """``ll`` (default): Low-Latency HLS (fMP4 parts, blocking playlist reload; server.api.llhls), a
+    valid plain playlist too for players without LL support; ``ts``: MPEG-TS segments from ffmpeg's
+    HLS muxer. Same ``/hls/<id>/playlist.m3u8``, one encoder per session and the same fault policy
+    either way (a dead or stalled ffmpeg is restarted behind a discontinuity, capped by
+    ``max_sink_restarts``, then the playlist ends; server.sinks.hls). Measured
     (benchmarks/glass_to_glass_llhls.py, hls.js in Chromium, 2 loaded cores): ll p50 0.72 s /
-    p90 0.8-1.1 s, ts p50 1.4-2.0 s, same CPU per session (~0.2 core incl. rendering). ``ts`` stays
-    the default because its writer restarts behind a discontinuity when ffmpeg dies (server.sinks.hls)
-    and its 1 s buffer stalls less on a starved CPU; choose ``ll`` for sub-second latency."""
+    p90 0.8-1.1 s, ts p50 1.4-2.0 s, same CPU per session (~0.2 core incl. rendering)."""
     llhls_part_seconds: float = Field(0.2, gt=0)
     """LL-HLS part length (whole frames; the segment a whole number of parts)."""
     llhls_block_timeout_s: float = Field(3.0, gt=0)
@@ -139,6 +144,17 @@ class Settings(BaseSettings):
     render_margin_ms: float = Field(120.0, ge=40, le=2000)
     """How far beyond the engine's lookahead the producer renders ahead of the clock."""
 
+    node_id: str = Field("", pattern=rf"^(?:{NODE_ID_RE})?$")
+    """This node's name behind a load balancer (deploy/haproxy): lowercase letters, digits and
+    ``_``, equal to the node's ``server`` name in haproxy.cfg. Non-empty: every session id this node
+    makes carries it (``<node_id>-<32 hex>``), so the balancer routes each request of a session to
+    its node from the URL or the ``X-Facestream-Session`` header alone, and a request for a session
+    whose node is gone gets a clear 410 from whichever node answers. Empty (default): one node,
+    plain 32-hex ids."""
+    drain_timeout_s: float = Field(600.0, ge=0)
+    """Drain (``SIGUSR1`` or ``POST /admin/drain`` from this host): refuse new sessions, let live
+    ones finish for at most this long, then shut down as on SIGTERM."""
+
     webrtc_ice_servers: list[IceServerSetting] = []
     """STUN/TURN servers for WebRTC viewers, as JSON, e.g.
     ``[{"urls": ["stun:stun.example.org:3478"]}]``; none are needed on a LAN."""
@@ -147,12 +163,84 @@ class Settings(BaseSettings):
     (aioice skips loopback), so a browser on this host can pair over loopback, e.g. inside a network
     namespace whose only interface is ``lo`` (server.sinks.webrtc.loopback). Leave off in production."""
 
+    # -- security (README "Security"; server.api.auth, server.api.middleware) --------------------
+    api_keys: Annotated[list[SecretStr], NoDecode] = []
+    """API keys (env ``FACESTREAM_API_KEYS``, comma-separated; several at once, to rotate). With
+    any set, creating sessions and renders needs one, and session routes need the session token
+    (or the owning key); the server may then listen beyond loopback."""
+    require_session_token: bool = False
+    """Without API keys: still require the session token for control and the viewer token for
+    watching (with keys this is always on)."""
+    token_secret: SecretStr | None = None
+    """HMAC secret of session/viewer tokens (≥ 16 chars); default: random per process."""
+    viewer_token_ttl_s: float = Field(6 * 3600.0, gt=0)
+    """Lifetime of the viewer token carried by ``hls_url``/``viewer_url``."""
+    insecure: bool = False
+    """Allow a non-loopback ``host`` with no API keys (``--insecure``): anyone who can reach the
+    port controls every session. Without it the CLI refuses to start in that state."""
+    max_sessions_per_client: int = Field(0, ge=0)
+    """Live sessions one client may hold (env ``FACESTREAM_MAX_SESSIONS_PER_CLIENT``; a client is
+    an API key, or an address without keys). 0 = half of ``max_sessions`` (at least 1), not
+    applied to loopback addresses (every local client shares one address)."""
+    max_finished_sessions: int = Field(32, ge=0)
+    """Finished (complete/failed) sessions kept for status and replay; the oldest go beyond it."""
+    finished_session_retention_s: float = Field(300.0, gt=0)
+    """How long a finished session stays listed (from when it finished; GETs do not extend it)."""
+    max_listeners_per_session: int = Field(8, ge=1)
+    """SSE streams + WebSocket connections + WebRTC viewers of one session."""
+    max_listeners_per_client: int = Field(16, ge=1)
+    """The same, summed over all sessions, per client address."""
+    webrtc_connect_timeout_s: float = Field(20.0, gt=0)
+    """A WebRTC peer that has not connected this long after its answer is closed (slot freed)."""
+    cors_origins: Annotated[list[str], NoDecode] = []
+    """Origins (``https://app.example``) whose pages may call the API cross-origin (env
+    comma-separated); default none: same origin only. ``*`` allows any (never with keys in a
+    browser). HLS files and /health stay readable from any origin (GET, no credentials)."""
+    trusted_proxies: Annotated[list[str], NoDecode] = []
+    """Addresses/CIDRs of reverse proxies whose ``X-Forwarded-For`` is believed (env
+    comma-separated); from anyone else the header is ignored."""
+    header_timeout_s: float = Field(10.0, gt=0)
+    """A connection must complete its request headers within this (slowloris)."""
+    keep_alive_timeout_s: float = Field(5.0, gt=0)
+    """Idle keep-alive connections are closed after this."""
+    max_header_bytes: int = Field(64 * 1024, ge=4096)
+    """Largest request head (request line + headers) accepted."""
+    ws_messages_per_s: float = Field(400.0, ge=0)
+    """WebSocket messages per second per connection (token bucket, burst 2 s); 0 = unlimited."""
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, v: str) -> str:
         v = v.lower()
         if v not in {"critical", "error", "warning", "info", "debug"}:
             raise ValueError("log_level must be one of critical, error, warning, info, debug")
+        return v
+
+    @field_validator("api_keys", "cors_origins", "trusted_proxies", mode="before")
+    @classmethod
+    def _comma_list(cls, v: object) -> object:
+        if isinstance(v, str | SecretStr):
+            text = v.get_secret_value() if isinstance(v, SecretStr) else v
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return v
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in v:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"trusted_proxies: {item!r} is not an address or CIDR") from None
+        return v
+
+    @field_validator("token_secret")
+    @classmethod
+    def _secret_length(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value()) < 16:
+            raise ValueError("token_secret must be at least 16 characters")
         return v
 
     @field_validator("log_format")

@@ -167,7 +167,8 @@ export class ChunkedStreamingClient {
       form.append('audio_chunk', blob, blob.name || (raw ? 'chunk.pcm' : `chunk.${blob.type.split('/')[1]}`));
     }
     form.append('is_final_chunk', isFinal ? 'true' : 'false');
-    return this.request('POST', `${API}/feed`, form, { retryBusy: true, signal });
+    // ?session_id= is the balancer's affinity key (the body is multipart; a balancer cannot read it)
+    return this.request('POST', `${API}/feed?session_id=${encodeURIComponent(sessionId)}`, form, { retryBusy: true, signal });
   }
 
   /** Convenience: an Int16Array (or Float32Array in [-1, 1]) at the session's rate, sent as raw PCM16. */

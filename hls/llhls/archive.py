@@ -31,6 +31,7 @@ class SegmentArchive:
         self._keep = keep
         self._init: Path | None = None
         self._segments: collections.deque[tuple[int, Path, float]] = collections.deque()
+        self._discontinuities: set[int] = set()  # msns that follow an encoder restart
         self._lock = threading.Lock()
 
     @staticmethod
@@ -45,14 +46,18 @@ class SegmentArchive:
         with self._lock:
             self._init = path
 
-    def add_segment(self, msn: int, data: bytes, duration: float) -> Path:
+    def add_segment(self, msn: int, data: bytes, duration: float, discontinuity: bool = False) -> Path:
         path = self.directory / segment_uri(msn)
         self._write(path, data)
         with self._lock:
             self._segments.append((msn, path, duration))
+            if discontinuity:
+                self._discontinuities.add(msn)
             dropped = []
             while self._keep is not None and len(self._segments) > self._keep:
-                dropped.append(self._segments.popleft()[1])
+                gone = self._segments.popleft()
+                self._discontinuities.discard(gone[0])
+                dropped.append(gone[1])
         for old in dropped:
             with contextlib.suppress(FileNotFoundError):
                 old.unlink()
@@ -75,13 +80,16 @@ class SegmentArchive:
         so the directory replays as HLS on its own. None when there is nothing to list."""
         with self._lock:
             segments = list(self._segments)
+            breaks = set(self._discontinuities)
         if self._init is None or not segments:
             return None
         target = max(1, math.ceil(max(d for _, _, d in segments) - 1e-3))
         lines = ["#EXTM3U", "#EXT-X-VERSION:7", f"#EXT-X-TARGETDURATION:{target}"]
         lines += [f"#EXT-X-MEDIA-SEQUENCE:{segments[0][0]}", "#EXT-X-PLAYLIST-TYPE:VOD"]
         lines += ["#EXT-X-INDEPENDENT-SEGMENTS", f'#EXT-X-MAP:URI="{INIT_URI}"']
-        for _, path, duration in segments:
+        for msn, path, duration in segments:
+            if msn in breaks and msn != segments[0][0]:
+                lines.append("#EXT-X-DISCONTINUITY")
             lines += [f"#EXTINF:{duration:.3f},", path.name]
         path = self.directory / name
         self._write(path, ("\n".join([*lines, "#EXT-X-ENDLIST"]) + "\n").encode())

@@ -149,6 +149,65 @@ def _checked(fn: Callable[..., T], *args: object) -> T:
         raise BoxFormatError(f"truncated box field: {e}") from e
 
 
+def _patch_tfdt(traf: Box, shifts: dict[int, int]) -> bytes:
+    """``traf`` with its ``tfdt`` base decode time moved by its track's shift (other boxes as they were)."""
+    _, _, body = full_box(_one(traf.payload, b"tfhd").payload)
+    (tid,) = struct.unpack_from(">I", body)
+    shift = shifts.get(tid, 0)
+    out = bytearray(traf.data[: traf.header_size])
+    for child in children(traf.payload):
+        if child.type == b"tfdt" and shift:
+            version = child.payload[0]
+            fmt = ">Q" if version == 1 else ">I"
+            pos = child.header_size + 4
+            (base,) = struct.unpack_from(fmt, child.data, pos)
+            moved = base + shift
+            if moved < 0 or (version == 0 and moved >= 1 << 32):
+                raise BoxFormatError(f"tfdt of track {tid} cannot be moved by {shift}")
+            patched = bytearray(child.data)
+            struct.pack_into(fmt, patched, pos, moved)
+            out += patched
+        else:
+            out += child.data
+    return bytes(out)
+
+
+def shift_fragment(frag: Fragment, shifts: dict[int, int], sequence_shift: int = 0) -> Fragment:
+    """The same fragment with every track's decode times moved by ``shifts[track_id]`` (in that
+    track's timescale) and its ``mfhd`` sequence number by ``sequence_shift``.
+
+    Why: after an encoder restart the new ffmpeg starts its clock (and fragment numbering) at 0
+    again; moving its fragments to the end of what was published keeps media time monotonic
+    across the discontinuity, so the archived segments still concatenate into one valid fMP4
+    (the session recording) and the playlist's timing needs no second clock. Sizes do not change
+    (fields are rewritten in place), so ``trun`` data offsets stay valid.
+    """
+    if not any(shifts.values()) and not sequence_shift:
+        return frag
+    reader = BoxReader()
+    boxes = reader.feed(frag.data)
+    if len(boxes) != 2 or boxes[0].type != b"moof" or reader.pending_bytes:
+        raise BoxFormatError("a fragment must be exactly one moof and one mdat")
+    moof, mdat = boxes
+    out = bytearray(moof.data[: moof.header_size])
+    for child in children(moof.payload):
+        if child.type == b"traf":
+            out += _checked(_patch_tfdt, child, shifts)
+        elif child.type == b"mfhd" and sequence_shift:
+            patched = bytearray(child.data)
+            pos = child.header_size + 4
+            (seq,) = struct.unpack_from(">I", patched, pos)
+            struct.pack_into(">I", patched, pos, (seq + sequence_shift) & 0xFFFFFFFF)
+            out += patched
+        else:
+            out += child.data
+    runs = {
+        tid: TrackRun(r.track_id, r.base_time + shifts.get(tid, 0), r.duration, r.samples, r.starts_with_sync)
+        for tid, r in frag.runs.items()
+    }
+    return Fragment((frag.sequence + sequence_shift) & 0xFFFFFFFF, bytes(out) + mdat.data, runs)
+
+
 class Fmp4Splitter:
     """Bytes of a fragmented MP4 in, ``InitSegment`` then ``Fragment``s out, as soon as complete."""
 
@@ -178,4 +237,7 @@ class Fmp4Splitter:
         return out
 
 
-__all__ = ["Fmp4Splitter", "Fragment", "InitSegment", "Track", "TrackRun", "children", "parse_fragment"]
+__all__ = [
+    "Fmp4Splitter", "Fragment", "InitSegment", "Track", "TrackRun", "children", "parse_fragment",
+    "shift_fragment",
+]  # fmt: skip

@@ -37,12 +37,20 @@ def render_playlist(state: PlaylistState) -> str:
         f"#EXT-X-PART-INF:PART-TARGET={part_target:.3f}",
         f"#EXT-X-MEDIA-SEQUENCE:{segments[0].msn if segments else 1}",
     ]
+    if state.discontinuity_sequence:
+        lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{state.discontinuity_sequence}")
     if all(s.independent for s in segments if s.parts):  # a promise about every listed segment
         lines.append("#EXT-X-INDEPENDENT-SEGMENTS")
     lines.append(f'#EXT-X-MAP:URI="{INIT_URI}"')
     end_time = segments[-1].start + segments[-1].duration if segments else 0.0
     for i, seg in enumerate(segments):
-        if i == 0 or abs(segments[i - 1].start + segments[i - 1].duration - seg.start) > 1e-3:
+        if seg.discontinuity:  # an encoder restart (before the segment's first part, RFC 8216bis §4.4.4.9)
+            lines.append("#EXT-X-DISCONTINUITY")
+        if (
+            i == 0
+            or seg.discontinuity
+            or abs(segments[i - 1].start + segments[i - 1].duration - seg.start) > 1e-3
+        ):
             lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_pdt(anchor, seg.start)}")
         if not ended and end_time - (seg.start + seg.duration) < 3 * target:
             for part in seg.parts:

@@ -57,6 +57,7 @@ class LlSegment:
     start: float
     parts: list[Part] = field(default_factory=list)
     complete: bool = False
+    discontinuity: bool = False  # the first segment of a restarted encoder (EXT-X-DISCONTINUITY)
 
     @property
     def duration(self) -> float:
@@ -79,6 +80,7 @@ class PlaylistState:
     segment_target: float
     next_part: tuple[int, int] | None  # the preload hint
     ended: bool
+    discontinuity_sequence: int = 0  # discontinuities before the first listed segment
 
 
 class Readiness(Enum):
@@ -109,6 +111,9 @@ class LlHlsTimeline:
         self.segments: list[LlSegment] = []
         self.ended = False
         self._primary: int | None = None
+        self._discontinuity_next = False
+        self._discontinuities_evicted = 0
+        self._parts_added = 0
         self._cond = threading.Condition()
         self._listeners: list[Callable[[], None]] = []
         self.version = 0  # bumped on every change: a cache key for rendered playlists
@@ -140,8 +145,13 @@ class LlHlsTimeline:
 
     # -- packager side ---------------------------------------------------------------------
     def set_init(self, init: InitSegment) -> None:
+        """The stream's init segment. A restarted encoder sends its own: with the same settings it
+        is byte-identical (ffmpeg writes no creation time in fragmented output) and ``init.mp4``
+        stays valid; a different one replaces it."""
         video = [t for t in init.tracks.values() if t.kind == "vide"]
         with self._cond:
+            if self.init is not None and self.init.data == init.data:
+                return
             self.init = init
             self._primary = (video[0] if video else next(iter(init.tracks.values()))).track_id
             self._changed()
@@ -169,15 +179,46 @@ class LlHlsTimeline:
             start, duration = run.base_time / scale, run.duration / scale
             if not self.segments or self.segments[-1].complete:
                 msn = self.segments[-1].msn + 1 if self.segments else 1
-                self.segments.append(LlSegment(msn, start))
+                self.segments.append(LlSegment(msn, start, discontinuity=self._discontinuity_next))
+                self._discontinuity_next = False
             seg = self.segments[-1]
             part = Part(seg.msn, len(seg.parts), start, duration, run.starts_with_sync, frag.data)
             seg.parts.append(part)
+            self._parts_added += 1
             if seg.duration >= self.segment_target - _EPS:
                 seg.complete = True
             self._evict()
             self._changed()
             return part
+
+    def mark_discontinuity(self) -> None:
+        """The encoder was replaced: close the open segment where it is (a short segment is valid
+        HLS) and start the next fragment's segment behind an ``EXT-X-DISCONTINUITY``. The new
+        encoder's fragments must be moved to ``end_time`` (``fragments.shift_fragment``)."""
+        with self._cond:
+            if self.ended:
+                return
+            if self.segments and not self.segments[-1].parts:
+                self.segments.pop()
+            if self.segments:
+                self.segments[-1].complete = True
+                self._discontinuity_next = True
+            self._changed()
+        self._tell()
+
+    @property
+    def end_time(self) -> float:
+        """Media seconds at the end of the last part (0 before the first): where a restarted
+        encoder's output continues."""
+        with self._cond:
+            last = self.segments[-1] if self.segments else None
+            return 0.0 if last is None else last.start + last.duration
+
+    @property
+    def parts_published(self) -> int:
+        """Parts added so far (never decreases): a writer's progress, for stall detection."""
+        with self._cond:
+            return self._parts_added
 
     def end(self) -> None:
         """No more fragments: the open segment (if any) is complete and the playlist gets ENDLIST."""
@@ -193,9 +234,20 @@ class LlHlsTimeline:
     def _evict(self) -> None:
         keep = self.window_segments + self.retain_segments
         if len(self.segments) > keep:
+            gone = self.segments[: len(self.segments) - keep]
+            self._discontinuities_evicted += sum(s.discontinuity for s in gone)
             del self.segments[: len(self.segments) - keep]
 
     # -- reader side -----------------------------------------------------------------------
+    @property
+    def published_segments(self) -> int:
+        """Segments players have seen so far, the open one included once it has a part (msns
+        count from 1 and never skip, so this is the newest msn; evicted ones still count)."""
+        with self._cond:
+            return self.segments[-1].msn if self.segments and self.segments[-1].parts else (
+                self.segments[-2].msn if len(self.segments) > 1 else 0
+            )
+
     def snapshot(self) -> PlaylistState:
         """A consistent copy of what the playlist shows now (taken under one lock)."""
         with self._cond:
@@ -203,9 +255,12 @@ class LlHlsTimeline:
             listed = complete[-self.window_segments :]
             if self.segments and not self.segments[-1].complete:
                 listed.append(self.segments[-1])
+            first = listed[0].msn if listed else None
+            before = sum(s.discontinuity for s in self.segments if first is not None and s.msn < first)
             return PlaylistState(
-                [LlSegment(s.msn, s.start, list(s.parts), s.complete) for s in listed],
+                [LlSegment(s.msn, s.start, list(s.parts), s.complete, s.discontinuity) for s in listed],
                 self.anchor, self.part_target, self.segment_target, self._next_part(), self.ended,
+                self._discontinuities_evicted + before,
             )  # fmt: skip
 
     def _next_part(self) -> tuple[int, int] | None:
@@ -271,6 +326,11 @@ class LlHlsTimeline:
     def completed_segment(self, msn: int) -> bytes | None:
         """The bytes of segment ``msn`` if it is complete and still held (for archiving), else None."""
         return self.resource(segment_uri(msn))
+
+    def is_discontinuity(self, msn: int) -> bool:
+        """Whether segment ``msn`` starts behind an ``EXT-X-DISCONTINUITY`` (False once evicted)."""
+        with self._cond:
+            return any(s.msn == msn and s.discontinuity for s in self.segments)
 
     def segment_duration(self, msn: int) -> float | None:
         """Media seconds of segment ``msn`` while it is held, else None."""

@@ -11,6 +11,7 @@ frames (the server relies on this to make chunk boundaries invisible).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -20,7 +21,7 @@ from models.types import Avatar, EngineParams, VideoFrame
 
 @runtime_checkable
 class EngineStream(Protocol):
-    """Per-session streaming state. Not thread-safe: one InferenceAgent thread drives it."""
+    """Per-session streaming state. Not thread-safe: one InferenceExecutor thread drives it."""
 
     @property
     def lookahead_frames(self) -> int:
@@ -65,3 +66,35 @@ class Engine(Protocol):
     def open_stream(self, avatar: Avatar, params: EngineParams) -> EngineStream:
         """Start a new timeline for ``avatar``; frame 0 corresponds to the first pushed sample."""
         ...
+
+
+@runtime_checkable
+class PreparesBytes(Protocol):
+    """Optional engine ability: analyse the raw upload bytes itself (EXIF rotation, a pixel-limit
+    guard read from the header, any format its decoder knows) instead of a decoded RGB array."""
+
+    def prepare_bytes(self, data: bytes, params: EngineParams) -> Avatar: ...
+
+
+@runtime_checkable
+class Rewindable(Protocol):
+    """Optional stream ability: forget the audio from timeline frame ``frame_index`` on, so the
+    next push starts there (barge-in re-renders the cut as idle). Streams without it keep playing
+    what they already rendered up to their horizon."""
+
+    def rewind(self, frame_index: int) -> None: ...
+
+
+@runtime_checkable
+class SkipsFrames(Protocol):
+    """Optional stream ability: advance through frames nobody will see without rendering them.
+
+    Why: past capacity, a frame finished after its tick is never shown (the clock has repeated the
+    previous picture), yet rendering it makes the next frames late too. ``skip(index)`` is asked
+    once per frame, in order, just before that frame would be rendered; True = motion advances,
+    no picture is made and the frame is left out of the result. The frames that are returned are
+    identical to ``push_audio``'s (skipping never changes the motion state)."""
+
+    def push_audio_skipping(
+        self, pcm: np.ndarray, skip: Callable[[int], bool], context: np.ndarray | None = None
+    ) -> list[VideoFrame]: ...

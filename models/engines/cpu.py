@@ -9,6 +9,8 @@ engine accepts them and does not use them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from models.face import FaceAnalysis, FaceAnalyzer
@@ -74,6 +76,15 @@ class CpuEngineStream:
         self._check_open()
         return self._render(self._motion.push_audio(pcm))
 
+    def push_audio_skipping(
+        self, pcm: np.ndarray, skip: Callable[[int], bool], context: np.ndarray | None = None
+    ) -> list[VideoFrame]:
+        """``push_audio`` that leaves out (never renders) the frames ``skip`` rejects
+        (``models.engines.base.SkipsFrames``): motion is a function of the audio alone, so the
+        frames that are rendered are the same as without skipping."""
+        self._check_open()
+        return self._render(self._motion.push_audio(pcm), skip)
+
     def flush(self) -> list[VideoFrame]:
         self._check_open()
         return self._render(self._motion.flush())
@@ -99,7 +110,9 @@ class CpuEngineStream:
         if self._closed:
             raise RuntimeError("CpuEngineStream is closed")
 
-    def _render(self, motions: list[MotionFrame]) -> list[VideoFrame]:
+    def _render(
+        self, motions: list[MotionFrame], skip: Callable[[int], bool] | None = None
+    ) -> list[VideoFrame]:
         return [
             VideoFrame(
                 index=m.index,
@@ -108,4 +121,5 @@ class CpuEngineStream:
                 motion=m,
             )
             for m in motions
+            if skip is None or not skip(m.index)
         ]

@@ -42,15 +42,16 @@ def pad_to_frames(values: torch.Tensor, frames: int) -> torch.Tensor:
     return F.pad(values[:, None], (0, unit - remainder), mode="replicate")[:, 0]
 
 
-def build_wav2vec2(config_source: Path | dict) -> nn.Module:
-    """An uninitialised ``Wav2Vec2Model`` from a local config file, folder or dict (no downloads)."""
+def build_wav2vec2(config_source: Path | dict, overrides: dict[str, object] | None = None) -> nn.Module:
+    """An uninitialised ``Wav2Vec2Model`` from a local config file, folder or dict (no downloads);
+    ``overrides`` replace config fields (the tiny size's widths)."""
     from transformers import Wav2Vec2Config, Wav2Vec2Model
 
     if isinstance(config_source, dict):
-        config = Wav2Vec2Config(**config_source)
+        config = Wav2Vec2Config(**{**config_source, **(overrides or {})})
     else:
         path = Path(config_source)
-        config = Wav2Vec2Config.from_pretrained(str(path), local_files_only=True)
+        config = Wav2Vec2Config.from_pretrained(str(path), local_files_only=True, **(overrides or {}))
     config.apply_spec_augment = True  # keeps ``masked_spec_embed`` (present in the checkpoints)
     return Wav2Vec2Model(config).eval()
 

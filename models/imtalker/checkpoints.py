@@ -20,6 +20,7 @@ from models.errors import EngineUnavailableError
 from models.imtalker.audio_encoder import AudioEncoder, build_wav2vec2
 from models.imtalker.generator import FMGenerator
 from models.imtalker.renderer import IMTRenderer
+from models.imtalker.sizes import REAL, ImTalkerSize
 
 RENDERER_FILE = "renderer.ckpt"
 GENERATOR_FILE = "generator.ckpt"
@@ -108,18 +109,18 @@ def generator_state_from(checkpoint: dict, source: Path) -> dict[str, torch.Tens
     return generator
 
 
-def load_renderer(path: Path) -> IMTRenderer:
-    renderer = IMTRenderer().eval()
+def load_renderer(path: Path, size: ImTalkerSize = REAL) -> IMTRenderer:
+    renderer = IMTRenderer(size).eval()
     strict_load(renderer, renderer_state_from(read_checkpoint(path), path), path)
     return renderer
 
 
-def load_generator(path: Path, wav2vec2: nn.Module | None = None) -> FMGenerator:
+def load_generator(path: Path, wav2vec2: nn.Module | None = None, size: ImTalkerSize = REAL) -> FMGenerator:
     """The generator; ``audio_encoder.wav2vec2.*`` tensors in the file overwrite ``wav2vec2``'s
     parameters of the same name, as the reference loader does."""
     state = generator_state_from(read_checkpoint(path), path)
     audio = {k[len(_WAV2VEC2_PREFIX) :]: state.pop(k) for k in list(state) if k.startswith(_WAV2VEC2_PREFIX)}
-    generator = FMGenerator().eval()
+    generator = FMGenerator(size).eval()
     strict_load(generator, state, path)
     if wav2vec2 is not None and audio:
         with torch.no_grad():
@@ -145,7 +146,11 @@ def load_wav2vec2(folder: Path) -> AudioEncoder:
     return AudioEncoder(wav2vec2).eval()
 
 
-def load_models(weights_dir: Path) -> tuple[AudioEncoder, FMGenerator, IMTRenderer]:
+def load_models(
+    weights_dir: Path, size: ImTalkerSize = REAL
+) -> tuple[AudioEncoder, FMGenerator, IMTRenderer]:
+    """``size`` is the published one except in tests and the benchmark's tiny mode (the wav2vec2
+    size always comes from the folder's config.json)."""
     weights_dir = Path(weights_dir)
     missing = missing_weight_files(weights_dir)
     if missing:
@@ -155,6 +160,6 @@ def load_models(weights_dir: Path) -> tuple[AudioEncoder, FMGenerator, IMTRender
             "with config.json and pytorch_model.bin)"
         )
     audio = load_wav2vec2(weights_dir / WAV2VEC2_DIR)
-    generator = load_generator(weights_dir / GENERATOR_FILE, audio.wav2vec2)
-    renderer = load_renderer(weights_dir / RENDERER_FILE)
+    generator = load_generator(weights_dir / GENERATOR_FILE, audio.wav2vec2, size)
+    renderer = load_renderer(weights_dir / RENDERER_FILE, size)
     return audio, generator, renderer

@@ -44,9 +44,9 @@ def apply_rotary(u: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
 
 
 class TimestepEmbedder(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, hidden: int = HIDDEN) -> None:
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(TIME_FREQUENCIES, HIDDEN), nn.SiLU(), nn.Linear(HIDDEN, HIDDEN))
+        self.mlp = nn.Sequential(nn.Linear(TIME_FREQUENCIES, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         half = TIME_FREQUENCIES // 2
@@ -58,24 +58,25 @@ class TimestepEmbedder(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, hidden: int = HIDDEN, heads: int = HEADS) -> None:
         super().__init__()
-        self.qkv = nn.Linear(HIDDEN, 3 * HIDDEN)
-        self.proj = nn.Linear(HIDDEN, HIDDEN)
+        self.hidden, self.heads = hidden, heads
+        self.qkv = nn.Linear(hidden, 3 * hidden)
+        self.proj = nn.Linear(hidden, hidden)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         b, n, _ = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, HEADS, HIDDEN // HEADS).permute(2, 0, 3, 1, 4)
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.hidden // self.heads).permute(2, 0, 3, 1, 4)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         out = F.scaled_dot_product_attention(q, k, v)
-        return self.proj(out.transpose(1, 2).reshape(b, n, HIDDEN))
+        return self.proj(out.transpose(1, 2).reshape(b, n, self.hidden))
 
 
 class FeedForward(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, hidden: int = HIDDEN) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(HIDDEN, 4 * HIDDEN)
-        self.fc2 = nn.Linear(4 * HIDDEN, HIDDEN)
+        self.fc1 = nn.Linear(hidden, 4 * hidden)
+        self.fc2 = nn.Linear(4 * hidden, hidden)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
@@ -90,11 +91,11 @@ def plain_norm(x: torch.Tensor) -> torch.Tensor:
 
 
 class DiTBlock(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, hidden: int = HIDDEN, heads: int = HEADS) -> None:
         super().__init__()
-        self.attn = SelfAttention()
-        self.mlp = FeedForward()
-        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(HIDDEN, 6 * HIDDEN))
+        self.attn = SelfAttention(hidden, heads)
+        self.mlp = FeedForward(hidden)
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 6 * hidden))
 
     def forward(self, h: torch.Tensor, c: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         shift1, scale1, gate1, shift2, scale2, gate2 = self.adaLN_modulation(c).chunk(6, dim=-1)
@@ -103,10 +104,10 @@ class DiTBlock(nn.Module):
 
 
 class FinalLayer(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, hidden: int = HIDDEN) -> None:
         super().__init__()
-        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(HIDDEN, 2 * HIDDEN))
-        self.linear = nn.Linear(HIDDEN, MOTION_DIM)
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 2 * hidden))
+        self.linear = nn.Linear(hidden, MOTION_DIM)
 
     def forward(self, h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         shift, scale = self.adaLN_modulation(c).chunk(2, dim=-1)
@@ -114,23 +115,25 @@ class FinalLayer(nn.Module):
 
 
 class TokenEmbedder(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, hidden: int = HIDDEN) -> None:
         super().__init__()
-        self.proj = nn.Linear(2 * MOTION_DIM, HIDDEN)
+        self.proj = nn.Linear(2 * MOTION_DIM, hidden)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(x)
 
 
 class FlowMatchingTransformer(nn.Module):
-    def __init__(self) -> None:
+    """Widths default to the published checkpoint (512 wide, 8 heads, 8 blocks)."""
+
+    def __init__(self, hidden: int = HIDDEN, heads: int = HEADS, depth: int = DEPTH) -> None:
         super().__init__()
-        self.x_embedder = TokenEmbedder()
-        self.rotary_emb = RotaryEmbedding(HIDDEN // HEADS)
-        self.t_embedder = TimestepEmbedder()
-        self.c_embedder = nn.Linear(MOTION_DIM, HIDDEN)
-        self.blocks = nn.ModuleList(DiTBlock() for _ in range(DEPTH))
-        self.decoder = FinalLayer()
+        self.x_embedder = TokenEmbedder(hidden)
+        self.rotary_emb = RotaryEmbedding(hidden // heads)
+        self.t_embedder = TimestepEmbedder(hidden)
+        self.c_embedder = nn.Linear(MOTION_DIM, hidden)
+        self.blocks = nn.ModuleList(DiTBlock(hidden, heads) for _ in range(depth))
+        self.decoder = FinalLayer(hidden)
 
     def forward(
         self,

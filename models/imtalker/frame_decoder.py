@@ -8,6 +8,7 @@ from torch import nn
 
 from models.imtalker.attention_blocks import AttentionStage, UnifiedSwinBlock, UnifiedTransformerBlock
 from models.imtalker.conv_blocks import ConvResBlock, up_block
+from models.imtalker.sizes import REAL, ImTalkerSize
 
 # (in, out, output resolution) of the five upsampling stages.
 _STAGES = ((512, 512, 16), (512, 256, 32), (256, 128, 64), (128, 64, 128), (64, 32, 256))
@@ -15,24 +16,30 @@ SWIN_RES_THRESHOLD = 128
 WINDOW_SIZE = 8
 
 
-def attention_stage(dim: int, resolution: int) -> AttentionStage:
-    if resolution < SWIN_RES_THRESHOLD:
-        return AttentionStage([UnifiedTransformerBlock(dim, resolution * resolution)])
+def attention_stage(
+    dim: int, resolution: int, swin_threshold: int = SWIN_RES_THRESHOLD, heads: int = 8
+) -> AttentionStage:
+    if resolution < swin_threshold:
+        return AttentionStage([UnifiedTransformerBlock(dim, resolution * resolution, heads)])
     return AttentionStage(
         [
-            UnifiedSwinBlock(dim, resolution, WINDOW_SIZE, shift=0),
-            UnifiedSwinBlock(dim, resolution, WINDOW_SIZE, shift=WINDOW_SIZE // 2),
+            UnifiedSwinBlock(dim, resolution, WINDOW_SIZE, shift=0, heads=heads),
+            UnifiedSwinBlock(dim, resolution, WINDOW_SIZE, shift=WINDOW_SIZE // 2, heads=heads),
         ]
     )
 
 
 class SynthesisNetwork(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, size: ImTalkerSize = REAL) -> None:
         super().__init__()
-        self.upconv_blocks = nn.ModuleList(up_block(i, o) for i, o, _ in _STAGES)
-        self.resblocks = nn.ModuleList(ConvResBlock(2 * o, o) for _, o, _ in _STAGES)
-        self.transformer_blocks = nn.ModuleList(attention_stage(o, r) for _, o, r in _STAGES)
-        self.final_conv = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(32, 12, 3, padding=1))
+        stages = [(size.ch(i), size.ch(o), size.res(r)) for i, o, r in _STAGES]
+        threshold = size.res(SWIN_RES_THRESHOLD)  # the same stages are windowed at every size
+        self.upconv_blocks = nn.ModuleList(up_block(i, o) for i, o, _ in stages)
+        self.resblocks = nn.ModuleList(ConvResBlock(2 * o, o) for _, o, _ in stages)
+        self.transformer_blocks = nn.ModuleList(
+            attention_stage(o, r, threshold, size.heads) for _, o, r in stages
+        )
+        self.final_conv = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(size.ch(32), 12, 3, padding=1))
 
     def forward(
         self, aligned: list[torch.Tensor], probes: dict[str, torch.Tensor] | None = None

@@ -17,6 +17,7 @@ from models.imtalker.flow_transformer import (
     WINDOW_FRAMES,
     FlowMatchingTransformer,
 )
+from models.imtalker.sizes import REAL, ImTalkerSize
 
 CONDITIONS = ("a", "pose", "cam", "gaze")  # summation order of the reference
 
@@ -61,10 +62,10 @@ def ode_grid(nfe: int, device: torch.device | str) -> torch.Tensor:
 class FMGenerator(nn.Module):
     """Holds the transformer and the four condition projections (keys as in ``generator.ckpt``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, size: ImTalkerSize = REAL) -> None:
         super().__init__()
-        self.fmt = FlowMatchingTransformer()
-        self.audio_projection = projection(768)
+        self.fmt = FlowMatchingTransformer(size.fmt_hidden, size.fmt_heads, size.fmt_depth)
+        self.audio_projection = projection(size.audio_dim)
         self.gaze_projection = projection(2)
         self.pose_projection = projection(3)
         self.cam_projection = projection(3)

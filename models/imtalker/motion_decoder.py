@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from models.imtalker.sizes import REAL, ImTalkerSize
 from models.imtalker.stylegan_layers import StyledConv
 
 # (in, out, upsample) of the 13 styled convs; maps are the outputs of layers 3, 6, 9, 12 (0-based).
@@ -19,10 +20,13 @@ _OUTPUT_AFTER = (3, 6, 9, 12)
 
 
 class MotionDecoder(nn.Module):
-    def __init__(self, style_dim: int = 32) -> None:
+    def __init__(self, style_dim: int = 32, size: ImTalkerSize = REAL) -> None:
         super().__init__()
-        self.const = nn.Parameter(torch.randn(1, 32, 4, 4))
-        self.style_conv_layers = nn.ModuleList(StyledConv(i, o, style_dim, up) for i, o, up in _LAYERS)
+        side = size.res(4)
+        self.const = nn.Parameter(torch.randn(1, size.ch(32), side, side))
+        self.style_conv_layers = nn.ModuleList(
+            StyledConv(size.ch(i), size.ch(o), style_dim, up) for i, o, up in _LAYERS
+        )
 
     def forward(self, code: torch.Tensor) -> list[torch.Tensor]:
         x = self.const.expand(code.shape[0], -1, -1, -1)

@@ -64,12 +64,14 @@ def generate_windows(
     nfe: int,
     cfg_scale: float,
 ) -> list[tuple[torch.Tensor, WindowContext]]:
-    """Codes (1, frames, 32) and the next context for each request. Full windows of all requests
-    run as one batch (the GPU path); a short final window runs alone."""
+    """Codes (1, frames, 32) and the next context for each request. Requests with windows of the
+    same length (every full window; short first or final windows of equal length) run as one
+    batch: one audio-encoder call and one ODE solve for all of them (the GPU path)."""
     results: list[tuple[torch.Tensor, WindowContext] | None] = [None] * len(requests)
-    full = [i for i, r in enumerate(requests) if r.audio.shape[0] == WINDOW_SAMPLES]
-    groups = [full] if full else []
-    groups += [[i] for i, r in enumerate(requests) if r.audio.shape[0] != WINDOW_SAMPLES]
+    by_length: dict[int, list[int]] = {}
+    for i, r in enumerate(requests):
+        by_length.setdefault(int(r.audio.shape[0]), []).append(i)
+    groups = sorted(by_length.values(), key=lambda members: members[0])
     device = requests[0].ref_x.device
     for group in groups:
         batch = [requests[i] for i in group]

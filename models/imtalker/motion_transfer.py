@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.imtalker.attention_blocks import MultiHeadAttention, from_tokens, to_tokens
+from models.imtalker.sizes import REAL, ImTalkerSize
 
 LEVEL_DIMS = (512, 512, 256, 128, 64, 32)
 COARSE_LEVELS = 4
@@ -34,23 +35,25 @@ class CrossAttention(nn.Module):
         return from_tokens(out, height, width), probs
 
 
-def guided_resample(appearance: torch.Tensor, best_key: torch.Tensor) -> torch.Tensor:
-    """Average-pool ``appearance`` to the 64x64 guide grid, gather rows by ``best_key`` (B, 4096),
-    and nearest-upsample back."""
+def guided_resample(
+    appearance: torch.Tensor, best_key: torch.Tensor, guide: int = GUIDE_GRID
+) -> torch.Tensor:
+    """Average-pool ``appearance`` to the guide grid (64x64 at 512 px), gather rows by
+    ``best_key`` (B, guide²), and nearest-upsample back."""
     batch, channels, height, _ = appearance.shape
-    ratio = height // GUIDE_GRID
-    pooled = F.avg_pool2d(appearance, ratio).flatten(2)  # (B, C, 4096)
+    ratio = height // guide
+    pooled = F.avg_pool2d(appearance, ratio).flatten(2)  # (B, C, guide²)
     gathered = torch.gather(pooled, 2, best_key[:, None, :].expand(batch, channels, -1))
-    grid = gathered.view(batch, channels, GUIDE_GRID, GUIDE_GRID)
+    grid = gathered.view(batch, channels, guide, guide)
     return grid.repeat_interleave(ratio, dim=2).repeat_interleave(ratio, dim=3)
 
 
 class MotionTransfer(nn.ModuleList):
     """The six ``imt.i`` levels (a ModuleList so checkpoint keys read ``imt.<level>.block_efc``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, size: ImTalkerSize = REAL) -> None:
         super().__init__(
-            [CrossAttention(dim) for dim in LEVEL_DIMS[:COARSE_LEVELS]]
+            [CrossAttention(size.ch(dim), size.heads) for dim in LEVEL_DIMS[:COARSE_LEVELS]]
             + [nn.Identity() for _ in LEVEL_DIMS[COARSE_LEVELS:]]
         )
 
@@ -74,5 +77,6 @@ class MotionTransfer(nn.ModuleList):
         if probes is not None:
             probes["attn3_top1_idx"] = computed
         key = computed if best_key is None else best_key.to(computed.device, torch.long)
-        aligned.extend(guided_resample(appearance[level], key) for level in range(COARSE_LEVELS, 6))
+        guide = current[COARSE_LEVELS - 1].shape[-1]
+        aligned.extend(guided_resample(appearance[level], key, guide) for level in range(COARSE_LEVELS, 6))
         return aligned

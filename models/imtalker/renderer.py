@@ -11,6 +11,7 @@ from models.imtalker.frame_decoder import SynthesisNetwork
 from models.imtalker.motion_decoder import MotionDecoder
 from models.imtalker.motion_transfer import MotionTransfer
 from models.imtalker.renderer_encoders import IdentityAdaptive, IdentityEncoder, MotionEncoder
+from models.imtalker.sizes import REAL, ImTalkerSize
 
 RENDER_SIZE = 512
 
@@ -26,14 +27,17 @@ class PortraitEncoding:
 
 
 class IMTRenderer(nn.Module):
-    def __init__(self) -> None:
+    """Input and output are ``size.render_size`` px square (512 for the published checkpoint)."""
+
+    def __init__(self, size: ImTalkerSize = REAL) -> None:
         super().__init__()
-        self.dense_feature_encoder = IdentityEncoder()
-        self.latent_token_encoder = MotionEncoder()
-        self.latent_token_decoder = MotionDecoder()
-        self.adapt = IdentityAdaptive()
-        self.imt = MotionTransfer()
-        self.frame_decoder = SynthesisNetwork()
+        self.size = size
+        self.dense_feature_encoder = IdentityEncoder(size)
+        self.latent_token_encoder = MotionEncoder(size)
+        self.latent_token_decoder = MotionDecoder(size=size)
+        self.adapt = IdentityAdaptive(size)
+        self.imt = MotionTransfer(size)
+        self.frame_decoder = SynthesisNetwork(size)
 
     @torch.no_grad()
     def encode_portrait(self, image: torch.Tensor) -> PortraitEncoding:

@@ -4,21 +4,39 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, Form, Request, UploadFile
 
+from models.errors import FacestreamError
 from models.types import ENGINE_SAMPLE_RATE
+from server.api import auth
 from server.api.forms import parse_bool, parse_engine_params, parse_float, parse_int, read_upload
-from server.api.guards import check_image_pixels, check_storage
+from server.api.guards import check_image, check_storage
+from server.api.owners import SessionOwners, session_quota
 from server.errors import InvalidFieldError, SessionFinishedError
 from server.session.audio.decode import decode_audio_chunk
 from server.session.registry import SessionRegistry
-from server.sinks.playlist_status import playlist_progress
 
 router = APIRouter(prefix="/api/audio-driven/chunked")
 
 
 def _registry(request: Request) -> SessionRegistry:
     return request.app.state.registry
+
+
+def _owners(request: Request) -> SessionOwners:
+    return request.app.state.owners
+
+
+def liveness(registry: SessionRegistry):
+    """``session_id`` → True while live, False once finished, None once gone (for SessionOwners)."""
+
+    def state(session_id: str) -> bool | None:
+        try:
+            return not registry.get(session_id).state.terminal
+        except FacestreamError:
+            return None
+
+    return state
 
 
 @router.post("/init")
@@ -35,17 +53,25 @@ async def init_session(
     gaze_style: str | None = Form(None),
 ) -> dict:
     registry = _registry(request)
+    client = auth.client_of(request)  # 401 without a valid API key when keys are configured
     params = parse_engine_params(crop, seed, nfe, cfg_scale, pose_style, gaze_style)
     window = parse_float("chunk_duration", chunk_duration, 1.0, 0.1, 10.0)
     raw_rate = parse_int("audio_sample_rate", audio_sample_rate, 24_000, 8_000, 192_000)
     data = await read_upload("image", image, registry.settings.max_image_bytes)
-    check_image_pixels(data, registry.settings.max_image_pixels)  # header only: bombs → 413
+    await check_image(data, registry.settings.max_image_pixels)  # off the loop; bombs → 413
     check_storage(registry.settings)  # a (nearly) full or missing volume → 507, not a later failure
-    session = await registry.create(data, params, window, raw_rate)
+    quota = session_quota(registry.settings, client)
+    with _owners(request).admit(client, quota, liveness(registry)) as claim:  # 429 beyond the quota
+        session = await registry.create(data, params, window, raw_rate)
+        claim(session.session_id)
+    grants = auth.authenticator_of(request.app).grants(session.session_id)
     return {
         "status": "success",
         "session_id": session.session_id,
-        "hls_url": f"/hls/{session.session_id}/playlist.m3u8",
+        "hls_url": grants["hls_url"],  # carries the viewer token in its path when auth is on
+        "session_token": grants["session_token"],
+        "viewer_token": grants["viewer_token"],
+        "viewer_url": grants["viewer_url"],
         "message": "session started: the stream is live (idle until speech arrives)",
         "chunk_duration": window,
         "audio_sample_rate": raw_rate,
@@ -69,7 +95,8 @@ async def feed_chunk(
     registry = _registry(request)
     if not session_id:
         raise InvalidFieldError("session_id is required")
-    session = registry.get(session_id)
+    auth.authorize(request, session_id, auth.Access.CONTROL)
+    session = registry.live(session_id)
     final = parse_bool("is_final_chunk", is_final_chunk, False)
     settings = registry.settings
     data = await read_upload("audio_chunk", audio_chunk, settings.max_audio_chunk_bytes, required=not final)
@@ -86,7 +113,7 @@ async def feed_chunk(
         return session.push_speech(decoded, final)
 
     async with session.feed_order:  # concurrent feeds of one session keep their arrival order
-        result = await loop.run_in_executor(registry.executor.blocking, accept)
+        result = await loop.run_in_executor(registry.ingest, accept)  # live pool (server.compute.pools)
     placement = result.placement
     return {
         "status": "success",
@@ -101,14 +128,17 @@ async def feed_chunk(
     }
 
 
-@router.get("/status/{session_id}")
+@router.get("/status/{session_id}", dependencies=[Depends(auth.watch)])
 async def session_status(request: Request, session_id: str) -> dict:
-    session = _registry(request).get(session_id)
-    session.touch()
-    return {**session.status(), **await playlist_progress(session)}  # + playlist_ready, segments
+    session = _registry(request).get(session_id)  # a GET does not extend the session's life
+    # the sink may stat its directory: off the loop. ``segments`` counts every published segment,
+    # also those that left the live window; the page attaches its player once one exists
+    count = await asyncio.to_thread(lambda: session.sink.published_count)
+    return {**session.status(), "playlist_ready": count > 0, "segments": count}
 
 
-@router.delete("/session/{session_id}")
+@router.delete("/session/{session_id}", dependencies=[Depends(auth.control)])
 async def delete_session(request: Request, session_id: str) -> dict:
     await _registry(request).delete(session_id)
+    _owners(request).forget(session_id)
     return {"status": "success", "session_id": session_id, "message": "session stopped and its files removed"}

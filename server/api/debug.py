@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 
+from server.api import auth
 from server.errors import SessionNotFoundError
 from server.session.ids import validate_session_id
 
@@ -20,7 +21,7 @@ async def server_clock() -> dict:
     return {"server_time": time.time()}
 
 
-@router.get("/sessions/{session_id}/frame-times")
+@router.get("/sessions/{session_id}/frame-times", dependencies=[Depends(auth.watch)])
 async def frame_times(request: Request, session_id: str) -> dict:
     log = request.app.state.frame_logs.get(validate_session_id(session_id))
     if log is None:
@@ -28,7 +29,7 @@ async def frame_times(request: Request, session_id: str) -> dict:
     return {"session_id": session_id, "clock": "time.time", "frames": log.pairs()}
 
 
-@router.get("/sessions/{session_id}/ingest-times")
+@router.get("/sessions/{session_id}/ingest-times", dependencies=[Depends(auth.watch)])
 async def ingest_times(request: Request, session_id: str) -> dict:
     port = request.app.state.registry.realtime(session_id)
     log = getattr(port, "ingest_log", None)

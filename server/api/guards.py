@@ -58,14 +58,15 @@ class BodyTooLarge(Exception):
 
 
 async def send_json_error(
-    send: Send, status: int, message: str, headers: dict[str, str] | None = None
+    send: Send, status: int, message: str, headers: dict[str, str] | None = None, prefix: str = ""
 ) -> None:
-    """A complete JSON error response in the API's shape, sent straight on the ASGI channel."""
+    """A complete JSON error response in the API's shape, sent straight on the ASGI channel
+    (``prefix="websocket."``: the denial response of a WebSocket upgrade)."""
     body = json.dumps({"status": "error", "message": message}).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": f"{prefix}http.response.start", "status": status, "headers": raw})
+    await send({"type": f"{prefix}http.response.body", "body": body})
 
 
 def declared_length(scope: Scope) -> int | None:
@@ -124,6 +125,51 @@ class BodyLimitMiddleware:
                 raise
         if exceeded and not started:
             await send_json_error(send, 413, f"request body exceeds the limit of {limit} bytes")
+
+
+MAX_PNG_CHUNKS = 8192
+"""A real PNG of the largest allowed upload has a few thousand IDAT chunks at most; Pillow walks
+chunks in Python, so a file of ~100 000 tiny chunks would hold the GIL for seconds."""
+MAX_PNG_META_CHUNK_BYTES = 4 * 1024 * 1024
+"""Ancillary chunks (text, ICC profiles, EXIF) larger than this are refused: a face photo's are KBs."""
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def check_png_structure(data: bytes) -> None:
+    """Walk a PNG's chunk table (lengths only, no decompression) and refuse bombs (413).
+
+    Pure and bounded: at most ``MAX_PNG_CHUNKS`` + 1 header reads whatever the file holds, so it
+    is cheap enough for any thread. Non-PNG data passes (other formats are checked by Pillow)."""
+    from server.errors import PayloadTooLargeError
+
+    if not data.startswith(_PNG_SIGNATURE):
+        return
+    pos, count = len(_PNG_SIGNATURE), 0
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        count += 1
+        if count > MAX_PNG_CHUNKS:
+            raise PayloadTooLargeError(f"PNG has more than {MAX_PNG_CHUNKS} chunks")
+        if kind not in (b"IDAT", b"IHDR", b"PLTE", b"IEND") and length > MAX_PNG_META_CHUNK_BYTES:
+            raise PayloadTooLargeError(
+                f"PNG {kind.decode('latin-1')!r} chunk of {length} bytes exceeds {MAX_PNG_META_CHUNK_BYTES}"
+            )
+        if kind == b"IEND":
+            return
+        pos += 12 + length
+
+
+async def check_image(data: bytes, max_pixels: int) -> None:
+    """The upload checks of every image route, never on the event loop's thread: the PNG chunk
+    table (bounded walk) and Pillow's header parse run in a worker thread."""
+    import asyncio
+
+    def check() -> None:
+        check_png_structure(data)
+        check_image_pixels(data, max_pixels)
+
+    await asyncio.to_thread(check)
 
 
 def check_image_pixels(data: bytes, max_pixels: int) -> None:

@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import re
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from hls.base import find_sink
 from hls.llhls.timeline import INIT_URI, Readiness
+from server.api import auth
 from server.api import hls as ts_routes
+from server.api.http_cache import IMMUTABLE_CACHE, PLAYLIST_CACHE, etag_of
 from server.errors import BadBlockingRequestError, BlockingReloadTimeoutError, SessionNotFoundError
 from server.session.registry import SessionRegistry
+from server.sinks.llhls import SessionLlHlsSink
 from server.sinks.llhls_live import LlHlsLive
 
 router = APIRouter()
@@ -33,10 +37,10 @@ MEDIA_TYPE = "video/mp4"
 _PART = re.compile(r"part_([0-9]{1,9})_([0-9]{1,3})\.m4s")
 _SEGMENT = re.compile(r"seg_[0-9]{1,9}\.m4s")
 _NUMBER = re.compile(r"[0-9]{1,9}")
-NO_CACHE = {"Cache-Control": "no-cache, no-store"}
+NO_CACHE = PLAYLIST_CACHE  # browsers revalidate (ETag), a CDN holds it 1 s (server.api.http_cache)
 BLOCKING_CACHE = {"Cache-Control": "public, max-age=1"}
 """A blocking answer contains at least the requested part forever after: safe to share briefly."""
-IMMUTABLE = {"Cache-Control": "public, max-age=3600, immutable"}
+IMMUTABLE = IMMUTABLE_CACHE
 
 
 def _number(name: str, value: str | None) -> int | None:
@@ -74,9 +78,11 @@ async def serve_playlist(live: LlHlsLive, query: dict[str, str], timeout: float)
     if msn is None:
         if live.timeline.next_part == (1, 0):  # no part yet
             raise SessionNotFoundError(f"{PLAYLIST} is not available yet")
-        return Response(live.playlist(), media_type=PLAYLIST_TYPE, headers=NO_CACHE)
+        body = live.playlist()
+        return Response(body, media_type=PLAYLIST_TYPE, headers={**NO_CACHE, "ETag": etag_of(body)})
     await _held(live, msn, part, timeout)
-    return Response(live.playlist(), media_type=PLAYLIST_TYPE, headers=BLOCKING_CACHE)
+    body = live.playlist()
+    return Response(body, media_type=PLAYLIST_TYPE, headers={**BLOCKING_CACHE, "ETag": etag_of(body)})
 
 
 async def serve_media(live: LlHlsLive, name: str, timeout: float) -> Response:
@@ -92,17 +98,18 @@ async def serve_media(live: LlHlsLive, name: str, timeout: float) -> Response:
             data = timeline.resource(name)
     if data is None:
         raise SessionNotFoundError(f"{name} is not available (yet, or any more)")
-    return Response(data, media_type=MEDIA_TYPE, headers=IMMUTABLE)
+    return Response(data, media_type=MEDIA_TYPE, headers={**IMMUTABLE, "ETag": etag_of(data)})
 
 
-@router.get("/hls/{session_id}/{file_name}")
+@router.get("/hls/{session_id}/{file_name}", dependencies=[Depends(auth.watch)])
+@router.get("/hls/{session_id}/{capability}/{file_name}", dependencies=[Depends(auth.watch)])
 async def llhls_file(request: Request, session_id: str, file_name: str) -> Response:
     registry: SessionRegistry = request.app.state.registry
     session = registry.get(session_id)
-    live = getattr(session.sink, "llhls_live", None)
-    if not isinstance(live, LlHlsLive):  # a TS session: the plain route serves it
+    ll_sink = find_sink(session.sink, SessionLlHlsSink)
+    if ll_sink is None:  # a TS session (or a progressive render): the plain route serves it
         return await ts_routes.hls_file(request, session_id, file_name)
-    session.touch()
+    live = ll_sink.llhls_live
     timeout = registry.settings.llhls_block_timeout_s
     if file_name == PLAYLIST:
         return await serve_playlist(live, dict(request.query_params), timeout)

@@ -40,6 +40,8 @@ def parse_control(text: str) -> Control:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ProtocolError(f"control message is not JSON: {exc.msg}") from None
+    except RecursionError:  # "[[[[…" within MAX_CONTROL_CHARS: the parser's depth limit, not a 500
+        raise ProtocolError("control message is nested too deeply") from None
     if not isinstance(obj, dict):
         raise ProtocolError('control message must be a JSON object like {"type": "final"}')
     kind = obj.get("type")

@@ -23,19 +23,20 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.websockets import WebSocketState
 
 from models.errors import FacestreamError
-from server.api import protocol
+from server.api import auth, protocol
+from server.api.ratelimit import ListenerLimits, MessageBucket
 from server.errors import SpeechBacklogFullError, close_code_for
 from server.session import events as ev
 from server.session.events import EventBusClosed, EventListener
 from server.session.realtime_port import RealtimeSessionPort
-from server.sinks.webrtc.gateway import MAX_SDP_CHARS, WebRtcGateway
+from server.sinks.webrtc.gateway import MAX_SDP_CHARS, WebRtcGateway, offer_sends_audio
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +49,24 @@ SessionGetter = Callable[[str], RealtimeSessionPort | Awaitable[RealtimeSessionP
 class RealtimeLimits:
     max_chunk_seconds: float = 1.0
     sse_keepalive_s: float = 15.0
+    ws_messages_per_s: float = 0.0  # per connection; 0 = unlimited (burst: 2 s worth)
 
 
 class WebRtcOffer(BaseModel):
     sdp: str = Field(min_length=1, max_length=MAX_SDP_CHARS)
     type: str = Field(min_length=1, max_length=16)
+
+
+def listeners_of(app: Any) -> ListenerLimits:
+    """The app's listener caps (server.api.middleware installs them); unbounded for bare apps."""
+    limits = getattr(app.state, "listeners", None)
+    if not isinstance(limits, ListenerLimits):
+        limits = app.state.listeners = ListenerLimits(1 << 30, 1 << 30)
+    return limits
+
+
+def _client_address(conn: Request | WebSocket) -> str:
+    return auth.authenticator_of(conn.scope["app"]).proxies.address(conn.scope)
 
 
 async def _resolve(value: T | Awaitable[T]) -> T:
@@ -77,17 +91,25 @@ def build_realtime_router(
     @router.websocket(PREFIX + "/ws/{session_id}")
     async def ingest(websocket: WebSocket, session_id: str) -> None:
         await websocket.accept()
+        listeners = listeners_of(websocket.app)
+        client = _client_address(websocket)
         try:
+            auth.authorize(websocket, session_id, auth.Access.CONTROL)  # 4401 / 4403
             port = await _resolve(get_session(session_id))
+            listeners.acquire(port.session_id, client)  # 4503 per session / 4429 per client
         except (FacestreamError, LookupError, HTTPException) as exc:
             message = exc.detail if isinstance(exc, HTTPException) else str(exc)
             await websocket.send_text(ev.error(type(exc).__name__, str(message)).to_json())
             await websocket.close(code=close_code_for(exc))
             return
-        await _IngestConnection(websocket, port, limits).run()
+        try:
+            await _IngestConnection(websocket, port, limits).run()
+        finally:
+            listeners.release(port.session_id, client)
 
     @router.post(PREFIX + "/interrupt/{session_id}")
-    async def interrupt(session_id: str) -> dict[str, Any]:
+    async def interrupt(request: Request, session_id: str) -> dict[str, Any]:
+        auth.authorize(request, session_id, auth.Access.CONTROL)
         port = await _resolve(get_session(session_id))
         port.touch()
         dropped = await _resolve(port.interrupt())
@@ -95,26 +117,42 @@ def build_realtime_router(
         return {"status": "success", "session_id": session_id, "dropped_seconds": round(dropped, 3)}
 
     @router.get(PREFIX + "/events/{session_id}")
-    async def events(session_id: str) -> StreamingResponse:
+    async def events(request: Request, session_id: str) -> StreamingResponse:
+        auth.authorize(request, session_id, auth.Access.WATCH)
         port = await _resolve(get_session(session_id))
-        listener = port.events.listen()
+        listeners = listeners_of(request.app)
+        client = _client_address(request)
+        listeners.acquire(port.session_id, client)  # 503 per session / 429 per client
+        try:
+            listener = port.events.listen()
+        except BaseException:
+            listeners.release(port.session_id, client)
+            raise
         return StreamingResponse(
-            _sse_stream(listener, limits.sse_keepalive_s),
+            _sse_stream(listener, limits.sse_keepalive_s, lambda: listeners.release(port.session_id, client)),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
     @router.post(PREFIX + "/webrtc/{session_id}")
-    async def webrtc(session_id: str, offer: WebRtcOffer) -> dict[str, str]:
+    async def webrtc(request: Request, session_id: str, offer: WebRtcOffer) -> dict[str, str]:
+        mic = offer_sends_audio(offer.sdp)  # a microphone is control; receive-only is watching
+        auth.authorize(request, session_id, auth.Access.CONTROL if mic else auth.Access.WATCH)
         port = await _resolve(get_session(session_id))
-        port.touch()
-        sdp, sdp_type = await get_gateway().answer(offer.sdp, offer.type, port.fanout, _mic_sink(port))
+        if mic:
+            port.touch()
+        sdp, sdp_type = await get_gateway().answer(
+            offer.sdp, offer.type, port.fanout, _mic_sink(port) if mic else None,
+            client=_client_address(request),
+        )  # fmt: skip
         return {"sdp": sdp, "type": sdp_type}
 
     return router
 
 
-async def _sse_stream(listener: EventListener, keepalive_s: float) -> AsyncIterator[str]:
+async def _sse_stream(
+    listener: EventListener, keepalive_s: float, on_close: Callable[[], None] = lambda: None
+) -> AsyncIterator[str]:
     event_id = 0
     try:
         yield ": connected\n\n"
@@ -130,6 +168,7 @@ async def _sse_stream(listener: EventListener, keepalive_s: float) -> AsyncItera
             yield protocol.format_sse(event, event_id)
     finally:
         listener.close()
+        on_close()
 
 
 def _mic_sink(port: RealtimeSessionPort) -> Callable[[np.ndarray, int], None]:
@@ -169,6 +208,8 @@ class _IngestConnection:
         self._limits = limits
         self._send_lock = asyncio.Lock()
         self._seq = 0
+        rate = limits.ws_messages_per_s
+        self._budget = MessageBucket(rate, max(1.0, 2 * rate))
 
     async def run(self) -> None:
         try:
@@ -191,6 +232,11 @@ class _IngestConnection:
         while True:
             message = await self._ws.receive()
             if message["type"] == "websocket.disconnect":
+                return
+            if not self._budget.take():  # a flood costs one close, not a decode per message
+                await self._send(ev.error("RateLimited", "too many WebSocket messages; slow down"))
+                async with self._send_lock:
+                    await self._ws.close(code=4429)
                 return
             self._port.touch()
             if message.get("bytes") is not None:

@@ -18,7 +18,13 @@ from server.sinks.webrtc.gateway import IceServer, WebRtcConfig, WebRtcGateway
 
 def webrtc_config(settings: Settings) -> WebRtcConfig:
     servers = tuple(IceServer(tuple(s.urls), s.username, s.credential) for s in settings.webrtc_ice_servers)
-    return WebRtcConfig(ice_servers=servers, allow_loopback=settings.webrtc_allow_loopback)
+    return WebRtcConfig(
+        ice_servers=servers,
+        allow_loopback=settings.webrtc_allow_loopback,
+        max_viewers_per_session=settings.max_listeners_per_session,
+        max_viewers_per_client=settings.max_listeners_per_client,
+        connect_timeout_s=settings.webrtc_connect_timeout_s,
+    )
 
 
 def open_gateway(app: FastAPI, settings: Settings) -> WebRtcGateway:
@@ -37,7 +43,9 @@ def include_realtime(app: FastAPI, settings: Settings) -> None:
     def get_gateway() -> WebRtcGateway:
         return app.state.webrtc_gateway
 
-    limits = RealtimeLimits(max_chunk_seconds=min(1.0, settings.max_chunk_seconds))
+    limits = RealtimeLimits(
+        max_chunk_seconds=min(1.0, settings.max_chunk_seconds), ws_messages_per_s=settings.ws_messages_per_s
+    )
     app.include_router(
         build_realtime_router(get_session, get_gateway, limits=limits)
     )

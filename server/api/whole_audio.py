@@ -28,7 +28,11 @@ from fastapi.responses import FileResponse, Response
 from starlette.background import BackgroundTask
 
 from models.types import EngineParams
+from server.api import auth
+from server.api.chunked import liveness
 from server.api.forms import parse_engine_params, parse_int, read_upload
+from server.api.guards import check_image
+from server.api.owners import session_quota
 from server.compute.batch import BatchRenderer, BatchResult, prepare_inputs
 from server.session.ids import new_session_id
 from server.session.progressive import open_progressive
@@ -61,6 +65,7 @@ class WholeAudioForm:
     audio_bytes: bytes
     params: EngineParams
     raw_rate: int
+    client: auth.Client
 
 
 async def whole_audio_form(
@@ -77,11 +82,13 @@ async def whole_audio_form(
 ) -> WholeAudioForm:
     """One dependency for both routes, so their fields, defaults and limits cannot drift apart."""
     settings = _registry(request).settings
+    client = auth.client_of(request)  # 401 without a valid API key when keys are configured
     params = parse_engine_params(crop, seed, nfe, cfg_scale, pose_style, gaze_style)
     raw_rate = parse_int("audio_sample_rate", audio_sample_rate, 24_000, 8_000, 192_000)
     image_bytes = await read_upload("image", image, settings.max_image_bytes)
     audio_bytes = await read_upload("audio", audio, settings.max_audio_file_bytes)
-    return WholeAudioForm(image_bytes, audio_bytes, params, raw_rate)
+    await check_image(image_bytes, settings.max_image_pixels)  # off the loop; bombs → 413
+    return WholeAudioForm(image_bytes, audio_bytes, params, raw_rate, client)
 
 
 async def _in_scratch_dir(
@@ -127,12 +134,14 @@ async def render_stream(request: Request, form: WholeAudioForm = Depends(whole_a
     s = registry.settings
     params = form.params
     loop = asyncio.get_running_loop()
-    with registry.reserve():
+    owners = request.app.state.owners
+    quota = session_quota(s, form.client)
+    with owners.admit(form.client, quota, liveness(registry)) as claim, registry.reserve():
         avatar, timeline = await loop.run_in_executor(
             registry.executor.blocking, prepare_inputs,
             registry.engine, s, form.image_bytes, form.audio_bytes, params, form.raw_rate,
         )  # fmt: skip
-        session_id = new_session_id()
+        session_id = new_session_id(s.node_id)
         directory = s.storage_dir / session_id
         try:
             session = await loop.run_in_executor(
@@ -143,10 +152,15 @@ async def render_stream(request: Request, form: WholeAudioForm = Depends(whole_a
             await asyncio.to_thread(shutil.rmtree, directory, True)
             raise
         registry.adopt(session)
+        claim(session_id)
+    grants = auth.authenticator_of(request.app).grants(session_id)
     return {
         "status": "success",
         "session_id": session_id,
-        "hls_url": f"/hls/{session_id}/playlist.m3u8",
+        "hls_url": grants["hls_url"],  # carries the viewer token in its path when auth is on
+        "session_token": grants["session_token"],
+        "viewer_token": grants["viewer_token"],
+        "viewer_url": grants["viewer_url"],
         "message": "rendering: the playlist grows segment by segment and ends with #EXT-X-ENDLIST",
         "status_url": f"/api/audio-driven/chunked/status/{session_id}",
         "recording_url": f"/api/audio-driven/chunked/session/{session_id}/recording.mp4",
@@ -159,16 +173,23 @@ async def render_stream(request: Request, form: WholeAudioForm = Depends(whole_a
     }
 
 
-@router.get("/chunked/session/{session_id}/recording.mp4", response_class=FileResponse)
+@router.get(
+    "/chunked/session/{session_id}/recording.mp4",
+    response_class=FileResponse,
+    dependencies=[Depends(auth.control)],
+)
 async def session_recording(request: Request, session_id: str) -> FileResponse:
     registry = _registry(request)
-    session = registry.get(session_id)
-    session.touch()
+    session = registry.get(session_id)  # a GET does not extend the session's life
     loop = asyncio.get_running_loop()
 
     async def produce(workdir: Path) -> Path:
         return await loop.run_in_executor(
-            registry.executor.blocking, write_recording, session, workdir / "recording.mp4"
+            registry.executor.blocking,
+            write_recording,
+            session.directory,
+            session.sink,
+            workdir / "recording.mp4",
         )
 
     path, cleanup = await _in_scratch_dir(request, produce)
@@ -181,7 +202,7 @@ async def session_recording(request: Request, session_id: str) -> FileResponse:
     )
 
 
-@router.get("/chunked/preview/{session_id}")
+@router.get("/chunked/preview/{session_id}", dependencies=[Depends(auth.control)])
 async def session_preview(request: Request, session_id: str) -> Response:
     session = _registry(request).get(session_id)
     rgb = session.avatar.image

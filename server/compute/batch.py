@@ -19,8 +19,8 @@ from typing import Any
 
 from hls.mp4 import Mp4Writer
 from models.engines.base import Engine
-from models.face.decode import decode_image_bytes
 from models.types import FPS, Avatar, EngineParams
+from server.compute.avatar import prepare_avatar
 from server.compute.executor import InferenceExecutor
 from server.compute.offline import OfflineRender, TimelineAudio
 from server.errors import CapacityError
@@ -28,13 +28,6 @@ from server.session.audio.decode import decode_audio_chunk
 from server.settings import Settings
 
 log = logging.getLogger("facestream.batch")
-
-
-def prepare_avatar(engine: Engine, image: bytes, params: EngineParams) -> Avatar:
-    prepare_bytes = getattr(engine, "prepare_bytes", None)
-    if callable(prepare_bytes):
-        return prepare_bytes(image, params)
-    return engine.prepare(decode_image_bytes(image), params)
 
 
 def prepare_inputs(

@@ -81,6 +81,11 @@ class InferenceExecutor:
         with self._cond:
             return len(self._heap)
 
+    @property
+    def blocking_queued(self) -> int:
+        """Jobs waiting for a thread of the ``blocking`` pool (a queue-depth metric)."""
+        return self.blocking._work_queue.qsize()
+
     def close(self, timeout: float = 10.0) -> None:
         """Finish queued jobs, stop and join the workers."""
         with self._cond:

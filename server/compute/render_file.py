@@ -21,6 +21,7 @@ from hls.ticks import samples_for_tick
 from models.engines.base import Engine
 from models.errors import InvalidAudioError
 from models.types import ENGINE_SAMPLE_RATE, FPS, SAMPLES_PER_FRAME, AudioSlice, EngineParams
+from server.compute.avatar import prepare_avatar
 
 PUSH_SECONDS = 1.0
 
@@ -76,13 +77,7 @@ def render_file(
 ) -> RenderResult:
     pcm, rate = decode_audio_file(audio_path)
     started = time.perf_counter()
-    prepare_bytes = getattr(engine, "prepare_bytes", None)
-    if callable(prepare_bytes):
-        avatar = prepare_bytes(image, params)
-    else:
-        from models.face.decode import decode_image_bytes
-
-        avatar = engine.prepare(decode_image_bytes(image), params)
+    avatar = prepare_avatar(engine, image, params)
     pcm16 = soxr.resample(pcm, rate, ENGINE_SAMPLE_RATE).astype(np.float32)
     pcm_out = soxr.resample(pcm, rate, out_rate).astype(np.float32)
     n_frames = max(1, math.ceil(len(pcm16) / SAMPLES_PER_FRAME))

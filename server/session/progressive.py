@@ -23,6 +23,7 @@ from models.engines.base import EngineStream
 from models.types import FPS, Avatar, EngineParams
 from server.compute.executor import InferenceExecutor
 from server.compute.offline import OfflineRender, RenderCancelledError, TimelineAudio
+from server.session.base import SessionLoad
 from server.session.state import SessionState, StateMachine
 from server.settings import Settings
 
@@ -118,6 +119,11 @@ class ProgressiveSession:
     @property
     def state(self) -> SessionState:
         return self._state.state
+
+    def load(self) -> SessionLoad:
+        """What ``/metrics`` counts: frames rendered; a progressive render has no clock, so no ticks,
+        staleness or lateness of its own."""
+        return SessionLoad(frames_rendered=self.job.frames_written)
 
     def touch(self) -> None:
         self.last_activity = time.monotonic()

@@ -19,39 +19,63 @@ import asyncio
 import contextlib
 import logging
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from hls.sink import HlsSink
 from models.engines.base import Engine
-from models.face.decode import decode_image_bytes
-from models.types import ENGINE_SAMPLE_RATE, EngineParams
+from models.types import Avatar, EngineParams
+from server.compute.avatar import prepare_avatar
 from server.compute.executor import InferenceExecutor
-from server.errors import CapacityError
-from server.session.ids import is_valid_session_id, new_session_id, validate_session_id
-from server.session.session import Session, SessionConfig
+from server.compute.pools import live_ingest_pool
+from server.errors import (
+    CapacityError,
+    NodeDrainingError,
+    NotLiveSessionError,
+    SessionFinishedError,
+    SessionNodeLostError,
+    SessionNotFoundError,
+)
+from server.session.base import SessionLike
+from server.session.ids import is_valid_session_id, new_session_id, node_of, validate_session_id
+from server.session.realtime import RealtimeSessionAdapter
+from server.session.session import Session
 from server.settings import Settings
-from server.sinks.debug import BarcodeStampingSink, FrameLogs
-from server.sinks.hls import RestartingSink, storage_error
-from server.sinks.llhls import create_llhls_sink
-from server.sinks.recording import SegmentRetention
+from server.sinks.debug import FrameLogs
+from server.sinks.hls import storage_error
 
 log = logging.getLogger("facestream.registry")
 
-SinkFactory = Callable[[Path, int, int], Any]
+SessionBuilder = Callable[[str, Path, Avatar, EngineParams, float, int], Session]
+"""``build(session_id, directory, avatar, params, chunk_duration, audio_sample_rate)`` → a started
+live session (blocking). ``server.assembly.LiveSessionBuilder`` is the one the app uses."""
 
 
 class SessionRegistry:
-    def __init__(self, settings: Settings, engine: Engine, executor: InferenceExecutor) -> None:
+    """Capacity, lookup, expiry and storage of every session; building is the builder's."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        executor: InferenceExecutor,
+        build: SessionBuilder,
+        frame_logs: FrameLogs | None = None,
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self.executor = executor
-        self._sessions: dict[str, Session] = {}
-        self._realtime: dict[str, Any] = {}
-        self.frame_logs = FrameLogs()  # only filled when settings.debug_barcode
+        self._build = build
+        self._sessions: dict[str, SessionLike] = {}
+        self._realtime: dict[str, RealtimeSessionAdapter] = {}
+        self.frame_logs = frame_logs or FrameLogs()  # only filled when settings.debug_barcode
         self._creating = 0
-        self.metrics: Any = None  # server.metrics.ServerMetrics, set by the app
+        self.draining = False
+        self.ingest = live_ingest_pool()
+        """Live feed decode (WebSocket, microphone, ``feed``): never behind face analysis or remux."""
+        self._finished_at: dict[str, float] = {}  # when a sweep first saw a session finished
+        """Set by the app's drain (server.drain): new sessions are refused, live ones continue."""
 
     # -- creation ------------------------------------------------------------------------------
     def live_count(self) -> int:
@@ -60,19 +84,15 @@ class SessionRegistry:
     async def create(
         self, image: bytes, params: EngineParams, chunk_duration: float, audio_sample_rate: int
     ) -> Session:
-        if self.live_count() >= self.settings.max_sessions:
-            raise CapacityError(
-                f"the server is at capacity ({self.settings.max_sessions} live sessions); try again shortly",
-                retry_after=10,
-            )
+        self._admit()
         self._creating += 1
         try:
-            avatar = await self._blocking(self._prepare, image, params)
-            session_id = new_session_id()
+            avatar = await self._blocking(prepare_avatar, self.engine, image, params)
+            session_id = new_session_id(self.settings.node_id)
             directory = self.settings.storage_dir / session_id
             try:
                 session = await self._blocking(
-                    self._start_session,
+                    self._build,
                     session_id,
                     directory,
                     avatar,
@@ -92,126 +112,73 @@ class SessionRegistry:
         finally:
             self._creating -= 1
 
-    def _prepare(self, image: bytes, params: EngineParams) -> Any:
-        prepare_bytes = getattr(self.engine, "prepare_bytes", None)
-        if callable(prepare_bytes):
-            return prepare_bytes(image, params)
-        return self.engine.prepare(decode_image_bytes(image), params)
-
-    def _start_session(
-        self,
-        session_id: str,
-        directory: Path,
-        avatar: Any,
-        params: EngineParams,
-        chunk_duration: float,
-        audio_sample_rate: int,
-    ) -> Session:
-        s = self.settings
-        directory.mkdir(parents=True, exist_ok=False)
-        width, height = avatar.size
-        if s.hls_mode == "ll":  # one encoder per session either way (server.sinks.llhls)
-            sink = create_llhls_sink(s, directory, width, height)
-        else:  # a dead ffmpeg is restarted behind a discontinuity, at most max_sink_restarts times
-            sink = RestartingSink(
-                lambda resume: HlsSink(
-                    directory,
-                    width,
-                    height,
-                    sample_rate=s.output_sample_rate,
-                    segment_seconds=s.segment_seconds,
-                    list_size=s.live_window_segments,
-                    event_playlist=s.keep_all_segments,
-                    # recordings (server.sinks.recording): files outlive the live window, pruned below
-                    delete_old_segments=not s.keep_all_segments and s.recording_max_seconds <= 0,
-                    preset=s.hls_preset,
-                    resume=resume,
-                ),
-                s.max_sink_restarts,
-                self._sink_restarted,
-                f"session {session_id}",
+    def _admit(self) -> None:
+        """CapacityError (503 + Retry-After) when no new session may start: draining or full."""
+        if self.draining:
+            raise NodeDrainingError(
+                f"node {self.settings.node_id or 'this server'} is draining and takes no new sessions",
+                retry_after=10,
             )
-        if s.debug_barcode:
-            sink = BarcodeStampingSink(sink, self.frame_logs.open(session_id))
-        stream = None
-        try:
-            sink.start()
-            stream = self.engine.open_stream(avatar, params)
-            window = max(1, round(chunk_duration * ENGINE_SAMPLE_RATE))
-            config = SessionConfig(
-                lead_frames=s.lead_frames,
-                render_margin_frames=s.render_margin_frames,
-                window_samples=window,
-                max_pending_samples=max(window, round(s.max_queued_speech_s * ENGINE_SAMPLE_RATE)),
-                out_rate=s.output_sample_rate,
-            )
-            session = Session(
-                session_id, directory, avatar, params, stream, sink, self.executor, config,
-                engine_name=getattr(self.engine, "name", s.engine),
-                raw_sample_rate=audio_sample_rate, chunk_duration=chunk_duration,
-            )  # fmt: skip
-            if self.metrics is not None:
-                self.metrics.watch_session(session)
-            session.start()
-            retention = SegmentRetention.for_settings(directory, s, self.executor.blocking)
-            if s.hls_mode == "ll":  # the LL sink keeps its own archive (server.sinks.llhls)
-                retention = None
-            if retention is not None:
-                session.subscribe(retention)
-            return session
-        except BaseException:
-            sink.close()
-            if stream is not None:
-                stream.close()
-            raise
-
-    def _sink_restarted(self, count: int, reason: str) -> None:
-        if self.metrics is not None:
-            self.metrics.ffmpeg_restarts.inc()
-
-    @contextlib.contextmanager
-    def reserve(self) -> Iterator[None]:
-        """Hold one live-session slot while a session is built outside ``create`` (progressive
-        renders, server.session.progressive), then ``adopt`` it; CapacityError when full."""
         if self.live_count() >= self.settings.max_sessions:
             raise CapacityError(
                 f"the server is at capacity ({self.settings.max_sessions} live sessions); try again shortly",
                 retry_after=10,
             )
+
+    @contextlib.contextmanager
+    def reserve(self) -> Iterator[None]:
+        """Hold one live-session slot while a session is built outside ``create`` (progressive
+        renders, server.session.progressive), then ``adopt`` it; CapacityError when full."""
+        self._admit()
         self._creating += 1
         try:
             yield
         finally:
             self._creating -= 1
 
-    def adopt(self, session: Any) -> None:
-        """Register a session built elsewhere (same duck type as Session: status, close, directory…)."""
+    def adopt(self, session: SessionLike) -> None:
+        """Register a session built elsewhere (a progressive render, under ``reserve``)."""
         self._sessions[session.session_id] = session
 
     # -- lookup and removal --------------------------------------------------------------------
-    def get(self, session_id: str) -> Session:
-        from server.errors import SessionNotFoundError
-
+    def get(self, session_id: str) -> SessionLike:
         session = self._sessions.get(validate_session_id(session_id))
+        owner = node_of(session_id)
+        if session is None and owner is not None and owner != self.settings.node_id:
+            raise SessionNodeLostError(
+                f"session {session_id} belongs to node {owner}, which is unreachable (down, killed or "
+                "removed); the session is lost: start a new one"
+            )
         if session is None:
             raise SessionNotFoundError(f"session {session_id} not found (it may have expired)")
         return session
 
-    def realtime(self, session_id: str) -> Any:
-        """The session as a ``server.session.realtime_port.RealtimeSessionPort`` (created on first use, on
-        the event loop); pass this method as ``get_session`` to the real-time router."""
-        from server.session.realtime import RealtimeSessionAdapter
-
+    def live(self, session_id: str) -> Session:
+        """The live session with this id: 404 when unknown, 409 for a progressive render (no
+        speech input, no real-time viewers)."""
         session = self.get(session_id)
+        if not isinstance(session, Session):
+            raise NotLiveSessionError(
+                f"session {session_id} is a whole-audio render: it has no real-time input or viewers"
+            )
+        return session
+
+    def realtime(self, session_id: str) -> RealtimeSessionAdapter:
+        """The live session as a ``RealtimeSessionPort`` (created on first use, on the event loop);
+        pass this method as ``get_session`` to the real-time router. 409 once it has finished:
+        a finished session has nothing to stream and takes no speech."""
+        session = self.live(session_id)
+        if session.state.terminal:
+            raise SessionFinishedError(f"session {session_id} is {session.state}: nothing streams any more")
         adapter = self._realtime.get(session.session_id)
         if adapter is None:
             adapter = RealtimeSessionAdapter(
-                session, self.executor.blocking, debug_barcode=self.settings.debug_barcode
+                session, self.ingest, debug_barcode=self.settings.debug_barcode
             )
             self._realtime[session.session_id] = adapter
         return adapter
 
-    def sessions(self) -> list[Session]:
+    def sessions(self) -> list[SessionLike]:
         return list(self._sessions.values())
 
     async def delete(self, session_id: str) -> None:
@@ -220,9 +187,11 @@ class SessionRegistry:
         await self._blocking(self._dispose, session, False)
 
     async def expire_idle(self, now: float | None = None) -> list[str]:
-        """Delete every session idle for longer than the timeout; returns their ids."""
+        """Delete every session idle for longer than the timeout, and finished ones beyond their
+        retention or the finished-count cap (oldest first); returns their ids."""
         limit = self.settings.session_idle_timeout_s
         expired = [s for s in self._sessions.values() if s.idle_seconds(now) > limit]
+        expired += [s for s in self._finished_to_drop(now) if s not in expired]
         for s in expired:
             self._forget(s.session_id)
             log.info("session %s expired after %.0f s idle", s.session_id, s.idle_seconds(now))
@@ -236,14 +205,30 @@ class SessionRegistry:
         self._sessions.clear()
         self._realtime.clear()
         await asyncio.gather(*(asyncio.to_thread(s.close, True) for s in sessions))
+        await asyncio.to_thread(self.ingest.shutdown, True, cancel_futures=True)
+
+    def _finished_to_drop(self, now: float | None) -> list[SessionLike]:
+        """Finished sessions past ``finished_session_retention_s`` (counted from when a sweep first
+        saw them finished, so status or HLS GETs cannot extend it) or beyond ``max_finished_sessions``."""
+        clock = time.monotonic() if now is None else now
+        finished = [s for s in self._sessions.values() if s.state.terminal]
+        for s in finished:
+            self._finished_at.setdefault(s.session_id, clock)
+        finished.sort(key=lambda s: self._finished_at[s.session_id])
+        keep = self.settings.max_finished_sessions
+        retention = self.settings.finished_session_retention_s
+        over = finished[: max(0, len(finished) - keep)]
+        old = [s for s in finished if clock - self._finished_at[s.session_id] > retention]
+        return over + [s for s in old if s not in over]
 
     def _forget(self, session_id: str) -> None:
+        self._finished_at.pop(session_id, None)
         self._sessions.pop(session_id, None)
         self._realtime.pop(session_id, None)
         self.frame_logs.close(session_id)
 
     @staticmethod
-    def _dispose(session: Session, keep_files: bool) -> None:
+    def _dispose(session: SessionLike, keep_files: bool) -> None:
         session.close(end_playlist=False)
         if not keep_files and is_valid_session_id(session.directory.name):
             shutil.rmtree(session.directory, ignore_errors=True)

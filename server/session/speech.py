@@ -104,6 +104,10 @@ class SpeechSchedule:
                 dropped = self.timeline.truncate(self.out_rate, at)
                 self.buffer.drop_pending()
                 self._window = None
+                # the cut speech's output audio is never read: free it now, not when the clock
+                # passes (it never would: later speech starts at fresh stream positions)
+                runs = self.timeline.runs
+                self.output.drop_from(max((r.out_end for r in runs), default=0))
         return dropped / ENGINE_SAMPLE_RATE
 
     # -- producer ------------------------------------------------------------------------------

@@ -19,9 +19,10 @@ import collections
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
 
 from hls.barcode import stamp_barcode
+from hls.base import TickSink
 from models.types import AudioSlice, VideoFrame
 
 MAX_RECORDS = 25 * 60 * 10
@@ -65,21 +66,44 @@ class FrameLogs:
 
 
 class BarcodeStampingSink:
-    """Wraps a sink: stamps each frame's index, records the hand-off time, then writes it through.
-    Everything else (``end``, ``close``, ``segments``…) is the wrapped sink's own."""
+    """Wraps a sink (``inner``): stamps each frame's index, records the hand-off time, then writes it
+    through. The rest of the ``TickSink`` contract is forwarded to ``inner`` as it is."""
 
-    def __init__(self, inner: Any, log: FrameHandoffLog, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, inner: TickSink, log: FrameHandoffLog, clock: Callable[[], float] = time.time) -> None:
         self._inner = inner
         self.log = log
         self._clock = clock
+
+    @property
+    def inner(self) -> TickSink:
+        return self._inner
 
     def write(self, frame: VideoFrame, audio: AudioSlice, timeout: float | None = None) -> None:
         stamped = VideoFrame(frame.index, stamp_barcode(frame.image, frame.index), frame.speech, frame.motion)
         self.log.record(frame.index, self._clock())
         self._inner.write(stamped, audio, timeout)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+    def start(self) -> BarcodeStampingSink:
+        self._inner.start()
+        return self
+
+    def end(self, timeout: float = 10.0) -> object:
+        return self._inner.end(timeout)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    @property
+    def segment_paths(self) -> list[Path]:
+        return self._inner.segment_paths
+
+    @property
+    def published_count(self) -> int:
+        return self._inner.published_count
+
+    @property
+    def queued_ticks(self) -> int:
+        return self._inner.queued_ticks
 
 
 MAX_INGEST_RECORDS = 50 * 60 * 10

@@ -8,6 +8,14 @@ writer that cannot live (disk full, broken settings) ends the session with a cle
 state and an ended playlist instead of looping. The ticks that were queued in the dead process
 are lost (at most the sink's queue, ~2 s); the session clock is not delayed, so audio and video
 stay locked after the restart.
+
+Both HLS modes get the same policy: the TS ``HlsSink`` resumes its playlist on disk, the LL-HLS
+``LlHlsSink`` resumes its in-memory timeline (``server.sinks.llhls``). A writer is judged dead
+when ffmpeg exits or a pipe breaks, when it stops publishing (the progress check), or when it
+stops *accepting* ticks: a stalled encoder (SIGSTOP'd, wedged, starved) fills its queue and the
+tick write times out (``SinkStalledError``); it is killed and replaced instead of being waited on
+forever. Whenever ``write`` or ``end`` gives up, the writer is closed (no ffmpeg outlives the
+failure) and its playlist ended, so players stop polling.
 """
 
 from __future__ import annotations
@@ -18,17 +26,30 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from hls.errors import SinkFailedError
+from hls.errors import SinkError, SinkFailedError, SinkStalledError
+from hls.llhls.sink import LlHlsSink
 from hls.playlist import append_endlist
+from hls.sink import HlsSink, PublishedSegment
 from models.types import AudioSlice, VideoFrame
 from server.errors import StorageUnavailableError
 
 log = logging.getLogger("facestream.faults")
 
-SinkFactory = Callable[[bool], Any]
-"""``factory(resume)`` → an unstarted HlsSink on the session's directory."""
+Writer = HlsSink | LlHlsSink
+SinkFactory = Callable[[bool], Writer]
+"""``factory(resume)`` → an unstarted HlsSink on the session's directory, or an LlHlsSink that
+continues the session's timeline when ``resume``."""
+
+
+def progress_of(sink: Writer) -> int:
+    """How much a writer has published (parts in LL mode, segments in TS mode): what the restart
+    policy watches. Parts count across restarts (one timeline); segments per writer."""
+    if isinstance(sink, LlHlsSink):
+        return sink.parts_published
+    return len(sink.segments_published)
 
 
 class RestartingSink:
@@ -39,9 +60,10 @@ class RestartingSink:
 
     A writer that stays alive but publishes nothing is treated as dead too: on a full disk ffmpeg
     keeps running and only logs that it cannot open the next segment, so the playlist would just
-    stop. Once per second ``write`` checks that a segment was published within
-    ``publish_timeout_s`` (default 6 segment lengths, at least 6 s; the encoder's own queue limit
-    trips long before that under mere CPU load).
+    stop. Once per second ``write`` checks that something was published within
+    ``publish_timeout_s`` (default 6 segment lengths, at least 6 s). A writer that stops taking
+    ticks (``SinkStalledError``: its ~2 s queue stayed full for the write timeout) is replaced at
+    once: a SIGSTOP'd or wedged ffmpeg would otherwise fail the session and stay alive.
     """
 
     def __init__(
@@ -61,8 +83,9 @@ class RestartingSink:
         self._closed = False
         self._clock = clock
         self.restarts = 0
+        self.stalls = 0  # restarts caused by an encoder that stopped taking ticks
         self.sink = factory(False)
-        segment = float(getattr(self.sink, "segment_seconds", 1.0))
+        segment = self.sink.segment_seconds
         self.publish_timeout_s = publish_timeout_s or max(6.0, 6 * segment)
         self._since = clock()  # when the current writer started or last published
         self._published = 0
@@ -77,9 +100,25 @@ class RestartingSink:
         try:
             self.sink.write(frame, audio, timeout)
             self._check_progress()
+        except SinkStalledError as e:
+            self.stalls += 1
+            self._replace(SinkFailedError(f"encoder stalled: {e}"), frame, audio, timeout)
         except SinkFailedError as e:
-            self._restart(e)
+            self._replace(e, frame, audio, timeout)
+        except SinkError:
+            self._end_playlist_of_dead_writer()
+            raise
+
+    def _replace(
+        self, error: SinkFailedError, frame: VideoFrame, audio: AudioSlice, timeout: float | None
+    ) -> None:
+        """Restart (or, at the cap, give up) and hand the tick that failed to the new writer."""
+        self._restart(error)
+        try:
             self.sink.write(frame, audio, timeout)
+        except SinkError:
+            self._end_playlist_of_dead_writer()
+            raise
 
     def _check_progress(self) -> None:
         now = self._clock()
@@ -87,14 +126,15 @@ class RestartingSink:
             return
         self._next_check = now + 1.0
         try:
-            published = len(self.sink.segments_published)
+            published = progress_of(self.sink)
         except OSError:  # the directory briefly unreadable: no progress seen, judged next second
             published = self._published
         if published != self._published:
             self._published, self._since = published, now
         elif now - self._since > self.publish_timeout_s:
             tail = " | ".join(self.sink.stderr_tail[-2:]) or "no message"
-            raise SinkFailedError(f"no segment published for {now - self._since:.0f} s (ffmpeg: {tail})")
+            what = "part" if isinstance(self.sink, LlHlsSink) else "segment"
+            raise SinkFailedError(f"no {what} published for {now - self._since:.0f} s (ffmpeg: {tail})")
 
     def end(self, timeout: float = 10.0) -> Any:
         try:
@@ -109,8 +149,46 @@ class RestartingSink:
             sink = self.sink
         sink.close()
 
-    def __getattr__(self, name: str) -> Any:  # pid, alive, segments, queued_ticks… of the live writer
-        return getattr(self.sink, name)
+    # -- the live writer's state, forwarded explicitly (the writer changes on each restart) -----
+    @property
+    def inner(self) -> Writer:
+        return self.sink
+
+    @property
+    def segment_paths(self) -> list[Path]:
+        return self.sink.segment_paths
+
+    @property
+    def published_count(self) -> int:
+        return self.sink.published_count
+
+    @property
+    def segments_published(self) -> list[PublishedSegment]:
+        """TS writers only (an LL writer's segments are in its timeline)."""
+        sink = self.sink
+        return sink.segments_published if isinstance(sink, HlsSink) else []
+
+    @property
+    def queued_ticks(self) -> int:
+        return self.sink.queued_ticks
+
+    @property
+    def pid(self) -> int | None:
+        return self.sink.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.sink.alive
+
+    @property
+    def stderr_tail(self) -> list[str]:
+        return self.sink.stderr_tail
+
+    @property
+    def playlist_path(self) -> Path | None:
+        """The TS playlist file (None in LL mode: that playlist lives in memory)."""
+        sink = self.sink
+        return sink.playlist_path if isinstance(sink, HlsSink) else None
 
     def _restart(self, error: SinkFailedError) -> None:
         with self._lock:
@@ -146,11 +224,12 @@ class RestartingSink:
         self._end_playlist_of(sink)
 
     @staticmethod
-    def _end_playlist_of(sink: Any) -> None:
+    def _end_playlist_of(sink: Writer) -> None:
         """Tell players the stream is over even though ffmpeg could not write the end itself."""
-        path = getattr(sink, "playlist_path", None)
-        if path is None:
+        if isinstance(sink, LlHlsSink):
+            sink.abandon()
             return
+        path = sink.playlist_path
         with contextlib.suppress(OSError):
             if path.exists() and "#EXT-X-ENDLIST" not in path.read_text():
                 append_endlist(path)

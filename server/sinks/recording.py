@@ -26,6 +26,7 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
+from hls.base import TickSink
 from hls.mp4 import remux_hls_to_mp4
 from models.types import FPS, AudioSlice, VideoFrame
 from server.errors import RecordingUnavailableError
@@ -44,25 +45,21 @@ def ts_segments_on_disk(directory: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def recording_parts(session: Any) -> list[Path]:
-    """Ordered files that make up ``session``'s recording (see the module docstring).
+def recording_parts(directory: Path, sink: TickSink) -> list[Path]:
+    """Ordered files that make up a session's recording (see the module docstring).
 
     TS files on disk win over the sink's own list: a restarted TS writer (server.sinks.hls) only knows
     the segments its playlist window still lists, while the files are all there.
     """
-    on_disk = ts_segments_on_disk(session.directory)
+    on_disk = ts_segments_on_disk(directory)
     if on_disk:
         return on_disk
-    sink = getattr(session, "sink", None)
-    paths = getattr(sink, "segment_paths", None) if sink is not None else None
-    if isinstance(paths, list):
-        return [Path(p) for p in paths if Path(p).exists()]
-    return []
+    return [p for p in sink.segment_paths if p.exists()]
 
 
-def write_recording(session: Any, out_path: Path) -> Path:
-    """Remux what ``session`` has published so far into ``out_path`` (blocking: ffmpeg stream copy)."""
-    parts = recording_parts(session)
+def write_recording(directory: Path, sink: TickSink, out_path: Path) -> Path:
+    """Remux what a session has published so far into ``out_path`` (blocking: ffmpeg stream copy)."""
+    parts = recording_parts(directory, sink)
     if not [p for p in parts if p.suffix != ".mp4"]:
         raise RecordingUnavailableError("no segment has been published yet; try again in a second")
     return remux_hls_to_mp4(parts, out_path)

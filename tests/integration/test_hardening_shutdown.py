@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.api import init_session
 from tests.support.processes import wait_until
@@ -33,12 +34,13 @@ def _children(pid: int) -> set[int]:
     return found
 
 
-def test_sigterm_ends_playlists_stops_children_and_logs_are_json(tmp_path, sample_face_path) -> None:
+@pytest.mark.parametrize("mode", ["ll", "ts"])
+def test_sigterm_ends_playlists_stops_children_and_logs_are_json(tmp_path, sample_face_path, mode) -> None:
     port = free_port()
     env = os.environ | {"FACESTREAM_WARM_UP": "false", "FACESTREAM_STATIC_DIR": ""}
     proc = subprocess.Popen(
         [sys.executable, "-m", "server.cli", "serve", "--port", str(port),
-         "--storage-dir", str(tmp_path / "s"), "--log-format", "json"],
+         "--storage-dir", str(tmp_path / "s"), "--log-format", "json", "--hls-mode", mode],
         cwd=ROOT, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     try:
@@ -52,7 +54,8 @@ def test_sigterm_ends_playlists_stops_children_and_logs_are_json(tmp_path, sampl
 
             assert wait_until(up, 60, 0.2), "server did not start"
             sids = [init_session(client, sample_face_path.read_bytes())["session_id"] for _ in range(2)]
-            assert wait_until(lambda: all((tmp_path / "s" / s / "seg_00001.ts").exists() for s in sids), 15)
+            first = "seg_00001.ts" if mode == "ts" else "seg_1.m4s"
+            assert wait_until(lambda: all((tmp_path / "s" / s / first).exists() for s in sids), 15)
             encoders = _children(proc.pid)
             assert len(encoders) >= 2
         t = time.monotonic()

@@ -20,6 +20,7 @@ from server.settings import Settings
 from tests.support.api import feed, init_session, wait_status
 from tests.support.engines import ProbeEngine
 from tests.support.media import Decoded, find_in, session_media, wav_bytes
+from tests.support.processes import segment_numbers
 from tests.support.servers import live_server
 
 API = "/api/audio-driven/chunked"
@@ -40,15 +41,17 @@ def speech(sample_speech_path: Path) -> tuple[np.ndarray, int]:
 
 
 def _segments(client: httpx.Client, sid: str) -> int:
-    text = client.get(f"/hls/{sid}/playlist.m3u8").text
-    return max([int(x[4:9]) for x in text.split() if x.startswith("seg_")] or [0])
+    return max(segment_numbers(client.get(f"/hls/{sid}/playlist.m3u8").text) or [0])
 
 
 @pytest.mark.slow
-def test_pause_keeps_segments_flowing_and_frames_stay_locked_to_audio(tmp_path, speech, sample_face_path):
+@pytest.mark.parametrize("mode", ["ll", "ts"])
+def test_pause_keeps_segments_flowing_and_frames_stay_locked_to_audio(
+    tmp_path, speech, sample_face_path, mode
+):
     pcm, rate = speech
     a, b = pcm[: rate * 2], pcm[rate * 4 : rate * 6]
-    with probe_server(tmp_path, keep_all_segments=True) as (client, storage, app):
+    with probe_server(tmp_path, keep_all_segments=True, hls_mode=mode) as (client, storage, app):
         sid = init_session(client, sample_face_path.read_bytes(), chunk_duration=0.5)["session_id"]
         time.sleep(0.3)
         r1 = feed(client, sid, wav_bytes(a, rate)).json()
@@ -246,15 +249,19 @@ def test_an_engine_fault_fails_the_session_and_ends_its_playlist(tmp_path, sampl
         assert client.get("/health").json()["live_sessions"] == 0
 
 
-def test_the_live_window_bounds_segments_on_disk(tmp_path, sample_face_path):
-    with probe_server(tmp_path, live_window_segments=2, recording_max_seconds=0) as (client, storage, _):
+@pytest.mark.parametrize("mode", ["ll", "ts"])
+def test_the_live_window_bounds_segments_on_disk(tmp_path, sample_face_path, mode):
+    with probe_server(
+        tmp_path, live_window_segments=2, recording_max_seconds=0, hls_mode=mode
+    ) as (client, storage, _):
         sid = init_session(client, sample_face_path.read_bytes())["session_id"]
         time.sleep(5.5)
         playlist = client.get(f"/hls/{sid}/playlist.m3u8").text
-        on_disk = sorted(p.name for p in (storage / sid).glob("seg_*.ts"))
-    listed = [line for line in playlist.splitlines() if line.endswith(".ts")]
-    assert len(listed) == 2 and int(listed[-1][4:9]) >= 4
-    assert len(on_disk) <= 4 and "seg_00001.ts" not in on_disk  # old files deleted, not just unlisted
+        on_disk = sorted(p.name for p in (storage / sid).glob("seg_*"))
+    listed = segment_numbers(playlist)
+    assert len(listed) == 2 and listed[-1] >= 4
+    first = "seg_00001.ts" if mode == "ts" else "seg_1.m4s"
+    assert len(on_disk) <= 4 and first not in on_disk  # old files deleted, not just unlisted
 
 
 def test_metrics_are_exposed_for_prometheus(tmp_path, sample_face_path):

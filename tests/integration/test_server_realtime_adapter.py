@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from models.types import EngineParams
+from server.assembly import create_registry
 from server.compute.executor import InferenceExecutor
 from server.session.realtime_port import RealtimeSessionPort
-from server.session.registry import SessionRegistry
 from server.settings import Settings
 from server.sinks.fanout import FanoutClosed
 from tests.support.engines import ProbeEngine
@@ -29,7 +29,7 @@ async def _next_event(listener, want: str, timeout: float = 5.0):
 async def test_adapter_streams_ticks_and_speech_events(tmp_path, sample_face_path) -> None:
     settings = Settings(storage_dir=tmp_path / "s", static_dir=None)
     executor = InferenceExecutor(2)
-    registry = SessionRegistry(settings, ProbeEngine(), executor)
+    registry = create_registry(settings, ProbeEngine(), executor)
     try:
         session = await registry.create(sample_face_path.read_bytes(), EngineParams(), 0.5, 24000)
         port = registry.realtime(session.session_id)

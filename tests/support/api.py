@@ -20,6 +20,7 @@ def init_session(client: httpx.Client, image: bytes, **fields) -> dict:
 def feed(client: httpx.Client, sid: str, data: bytes, final: bool = False) -> httpx.Response:
     return client.post(
         "/api/audio-driven/chunked/feed",
+        params={"session_id": sid},  # the affinity key a balancer routes on, as the clients send it
         data={"session_id": sid, "is_final_chunk": "true" if final else "false"},
         files={"audio_chunk": ("chunk.bin", data, "application/octet-stream")},
     )

@@ -24,7 +24,13 @@ def session_dir(storage: Path, sid: str) -> Path:
 
 
 def all_segments(directory: Path) -> list[Path]:
-    return sorted(directory.glob("seg_*.ts"))
+    """A session's segment files in order, either HLS mode: TS ``seg_00001.ts``…, or LL-HLS
+    ``init.mp4`` then ``seg_1.m4s``, ``seg_2.m4s``… (init first: together one fragmented MP4)."""
+    ts = sorted(directory.glob("seg_*.ts"))
+    if ts or not (directory / "init.mp4").exists():
+        return ts
+    fmp4 = sorted(directory.glob("seg_*.m4s"), key=lambda p: int(p.stem[4:]))
+    return [directory / "init.mp4", *fmp4]
 
 
 def concat_segments(ffmpeg: str, segments: list[Path], out: Path) -> Path:
@@ -135,7 +141,8 @@ def find_in(reference: np.ndarray, signal: np.ndarray, rate: int) -> tuple[float
 
 
 def session_media(directory: Path, out: Path) -> Path:
-    """Every segment of a finished session joined into one TS (byte concatenation is valid MPEG-TS)."""
+    """Every segment of a finished session joined into one file (byte concatenation is valid
+    MPEG-TS, and init + fMP4 segments a valid fragmented MP4; ffmpeg probes the content)."""
     with open(out, "wb") as f:
         for seg in all_segments(directory):
             f.write(seg.read_bytes())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -74,11 +75,20 @@ def wait_until(predicate, timeout: float, interval: float = 0.1) -> bool:
     return bool(predicate())
 
 
+_SEGMENT_URI = re.compile(r"^seg_0*(\d+)\.(?:ts|m4s)$")
+
+
+def segment_numbers(playlist: str) -> list[int]:
+    """Numbers of the complete segments a playlist lists, in order, in either HLS mode
+    (TS ``seg_00007.ts``, LL ``seg_7.m4s``; LL parts ``part_7_0.m4s`` are not segments)."""
+    return [int(m.group(1)) for x in playlist.split() if (m := _SEGMENT_URI.match(x))]
+
+
 def last_segment(client: httpx.Client, sid: str) -> int:
     r = client.get(f"/hls/{sid}/playlist.m3u8")
     if r.status_code != 200:
         return 0
-    return max([int(x[4:9]) for x in r.text.split() if x.startswith("seg_")] or [0])
+    return max(segment_numbers(r.text) or [0])
 
 
 def metric_values(text: str) -> dict[str, float]:

@@ -19,11 +19,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def live_server(app) -> Iterator[str]:
-    """Run ``app`` on a real uvicorn on loopback in a thread; yields its base URL."""
+def live_server(app, **config) -> Iterator[str]:
+    """Run ``app`` on a real uvicorn on loopback in a thread; yields its base URL. ``config``: more
+    ``uvicorn.Config`` options (e.g. ``server.api.deadlines.uvicorn_options(settings)``)."""
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **config)
     )
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()

@@ -9,6 +9,11 @@ probing demuxer can "recognise" noise as some exotic format. A strong signature 
 the chunk is rejected; the weak MPEG frame-sync signature falls back to raw PCM if it does not.
 Durations announced by headers are checked before decoding, so a tiny FLAC claiming an hour of
 silence is refused without inflating it.
+
+Caps against cheap-to-send, costly-to-decode uploads (an 8-channel 384 kHz FLAC of silence is
+~3 KB/s but 12 MB/s as float32): at most ``MAX_CHANNELS`` channels and ``MAX_RATE`` Hz; channels
+are downmixed block by block *as decoded* (never a whole multi-channel array), and the decoded
+duration is bounded by ``max_seconds`` whatever the header claims (streamed FLAC may claim none).
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ import soundfile as sf
 from models.errors import InvalidAudioError
 from server.errors import PayloadTooLargeError
 
-MIN_RATE, MAX_RATE = 4_000, 384_000
-MAX_CHANNELS = 16
+MIN_RATE, MAX_RATE = 4_000, 192_000
+MAX_CHANNELS = 8
+DECODE_BLOCK_FRAMES = 16_384
+"""Frames read per block: the multi-channel scratch is at most 8 × 16 384 × 4 B = 512 KB."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,16 +123,27 @@ def _decode_soundfile(data: bytes, max_seconds: float) -> tuple[np.ndarray, int]
         raise InvalidAudioError(f"cannot read audio header: {e}") from None
     _check_rate(int(info.samplerate))
     if not 1 <= info.channels <= MAX_CHANNELS:
-        raise InvalidAudioError(f"unsupported channel count {info.channels}")
+        raise InvalidAudioError(f"unsupported channel count {info.channels} (at most {MAX_CHANNELS})")
     if info.frames > 0 and info.frames / info.samplerate > max_seconds * 1.05 + 0.1:
         raise _too_long(info.frames / info.samplerate, max_seconds)
     limit = int(max_seconds * info.samplerate) + int(0.1 * info.samplerate) + 1
+    mono = np.empty(min(limit, max(info.frames, 0) or limit), np.float32)
+    filled = 0
     try:
         with sf.SoundFile(io.BytesIO(data)) as f:
-            pcm = f.read(frames=limit, dtype="float32", always_2d=True)
+            while filled < limit:
+                want = min(DECODE_BLOCK_FRAMES, limit - filled)
+                block = f.read(frames=want, dtype="float32", always_2d=True)
+                if not len(block):
+                    break
+                if filled + len(block) > len(mono):  # the header under-announced: grow (≤ limit)
+                    mono = np.resize(mono, min(limit, max(2 * len(mono), filled + len(block))))
+                down = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+                mono[filled : filled + len(block)] = down
+                filled += len(block)
     except Exception as e:
         raise InvalidAudioError(f"cannot decode audio: {e}") from None
-    return pcm.mean(axis=1, dtype=np.float32) if pcm.shape[1] > 1 else pcm[:, 0], int(info.samplerate)
+    return mono[:filled], int(info.samplerate)
 
 
 def _decode_pyav(data: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
@@ -138,6 +156,9 @@ def _decode_pyav(data: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
             stream = container.streams.audio[0]
             rate = int(stream.rate or stream.codec_context.sample_rate or 0)
             _check_rate(rate)
+            channels = int(stream.codec_context.channels or 0)
+            if not 1 <= channels <= MAX_CHANNELS:
+                raise InvalidAudioError(f"unsupported channel count {channels} (at most {MAX_CHANNELS})")
             if (
                 stream.duration
                 and stream.time_base

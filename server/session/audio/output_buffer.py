@@ -51,6 +51,25 @@ class OutputAudioBuffer:
                 if start >= end:
                     break
 
+    def drop_from(self, position: int) -> int:
+        """Forget every sample at or after ``position`` (speech cut by an interrupt: no timeline run
+        reads it any more); returns how many were freed. Later appends continue at ``written``."""
+        freed = 0
+        with self._lock:
+            while self._parts:
+                start, data = self._parts[-1]
+                if start >= position:
+                    self._parts.pop()
+                    freed += len(data)
+                elif start + len(data) > position:
+                    keep = position - start
+                    self._parts[-1] = (start, data[:keep].copy())  # a copy: the tail's memory goes
+                    freed += len(data) - keep
+                    break
+                else:
+                    break
+        return freed
+
     def discard_before(self, position: int) -> None:
         with self._lock:
             self._discarded = max(self._discarded, position)

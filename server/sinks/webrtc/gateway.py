@@ -1,8 +1,12 @@
 """SDP offer → answer for WebRTC viewers of session timelines; owns every peer connection it made.
 
 One gateway can serve all sessions (pass each session's fan-out to ``answer``) or one session;
-either way a viewer's peer connection is closed when its session's fan-out closes, when ICE/DTLS
-fails, or when ``close()`` is called, and the tasks it started are awaited.
+either way a viewer's peer connection is closed when its session's fan-out closes (even if the peer
+never connected, so its tracks never ran), when ICE/DTLS fails, when it has not connected within
+``connect_timeout_s`` of its answer, when its offer is rejected (whatever aiortc raised), or when
+``close()`` is called, and the tasks it started are awaited. A watchdog task per viewer checks the
+first three once a second; that is what frees the slot and the UDP sockets of a peer that went
+silent. Viewers are capped per session and per client (the caller names the client).
 
 If the offer sends audio (a microphone), the decoded audio goes to ``on_audio_in`` as mono int16
 at 48 kHz — full duplex on one connection. Incoming video is drained and ignored.
@@ -20,7 +24,7 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
-from server.errors import InvalidOfferError, TooManyViewersError
+from server.errors import InvalidOfferError, QuotaExceededError, TooManyViewersError
 from server.sinks.fanout import FanoutClosed, TickFanout
 from server.sinks.webrtc.loopback import install_loopback_host_candidates
 from server.sinks.webrtc.mic import MicPump, drain
@@ -44,6 +48,9 @@ class IceServer:
 class WebRtcConfig:
     ice_servers: tuple[IceServer, ...] = ()  # none: host candidates only (LAN)
     max_viewers_per_session: int = 8
+    max_viewers_per_client: int = 8
+    connect_timeout_s: float = 20.0
+    watchdog_interval_s: float = 1.0
     mic_batch_ms: int = 40
     late_frame_grace_s: float = 0.02
     max_repeat_frames: int = 3
@@ -54,6 +61,7 @@ class WebRtcConfig:
 class _Viewer:
     pc: RTCPeerConnection
     fanout: TickFanout
+    client: str = ""
     tracks: list[MediaStreamTrack] = field(default_factory=list)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     mic: MicPump | None = None
@@ -75,14 +83,20 @@ class WebRtcGateway:
     def viewers_of(self, fanout: TickFanout) -> int:
         return sum(1 for v in self._viewers if v.fanout is fanout)
 
+    def viewers_of_client(self, client: str) -> int:
+        return sum(1 for v in self._viewers if v.client == client)
+
     async def answer(
         self,
         offer_sdp: str,
         offer_type: str,
         fanout: TickFanout,
         on_audio_in: Callable[[np.ndarray, int], None] | None = None,
+        client: str = "",
     ) -> tuple[str, str]:
-        """Accept one viewer: returns the answer ``(sdp, type)`` with all ICE candidates in it."""
+        """Accept one viewer: returns the answer ``(sdp, type)`` with all ICE candidates in it.
+
+        ``client`` (an address or key fingerprint) is counted against ``max_viewers_per_client``."""
         if self._closed:
             raise RuntimeError("gateway is closed")
         _check_offer(offer_sdp, offer_type)
@@ -90,8 +104,12 @@ class WebRtcGateway:
             raise TooManyViewersError(
                 f"this session already has {self.config.max_viewers_per_session} WebRTC viewers"
             )
+        if client and self.viewers_of_client(client) >= self.config.max_viewers_per_client:
+            raise QuotaExceededError(
+                f"this client already has {self.config.max_viewers_per_client} WebRTC viewers", retry_after=5
+            )
         pc = RTCPeerConnection(RTCConfiguration(iceServers=self._ice_servers()))
-        viewer = _Viewer(pc, fanout)
+        viewer = _Viewer(pc, fanout, client)
         self._viewers.add(viewer)
         try:
             self._wire(viewer, on_audio_in)
@@ -109,6 +127,14 @@ class WebRtcGateway:
             if isinstance(exc, FanoutClosed):
                 raise
             raise InvalidOfferError(f"unusable SDP offer: {exc}") from exc
+        except Exception as exc:  # aiortc rejects some offers with other errors: still the offer's fault
+            await self._close_viewer(viewer)
+            log.info("WebRTC offer rejected: %s: %s", type(exc).__name__, exc)
+            raise InvalidOfferError(f"unusable SDP offer: {type(exc).__name__}: {exc}") from exc
+        except BaseException:  # cancelled (client gone): free the peer before unwinding
+            await asyncio.shield(self._close_viewer(viewer))
+            raise
+        self._spawn(viewer, self._watch(viewer), "webrtc-watchdog")
         local = pc.localDescription
         return local.sdp, local.type
 
@@ -154,6 +180,21 @@ class WebRtcGateway:
             # The fan-out closing ends the tracks; that ends the viewer.
             track.on("ended", lambda: self._schedule_close(viewer))
 
+    async def _watch(self, viewer: _Viewer) -> None:
+        """Close the viewer once its session ends, or if it has not connected in time."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.connect_timeout_s
+        connected = False
+        while viewer in self._viewers and viewer.closing is None:
+            state = viewer.pc.connectionState
+            connected = connected or state == "connected"
+            if viewer.fanout.closed or state in ("failed", "closed") or (
+                not connected and loop.time() > deadline
+            ):
+                self._schedule_close(viewer)
+                return
+            await asyncio.sleep(self.config.watchdog_interval_s)
+
     def _spawn(self, viewer: _Viewer, coro, name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         viewer.tasks.add(task)
@@ -180,6 +221,17 @@ class WebRtcGateway:
         for task in leftovers:
             task.cancel()
         await asyncio.gather(*leftovers, return_exceptions=True)
+
+
+def offer_sends_audio(sdp: str) -> bool:
+    """Whether an offer sends audio (a microphone: control of the session, not only watching).
+
+    Unparsable offers answer True so that they need the stronger right; the gateway refuses them."""
+    try:
+        parsed = SessionDescription.parse(sdp)
+    except Exception:
+        return True
+    return any(m.kind == "audio" and m.direction in (None, "sendrecv", "sendonly") for m in parsed.media)
 
 
 def _check_offer(sdp: str, sdp_type: str) -> None:

@@ -1,0 +1,146 @@
+"""AvatarRuntime: an AvatarStream driven at wall-clock pace inside an asyncio agent.
+
+Why: frameworks run on one event loop and must never block it, but rendering a frame takes
+milliseconds of CPU. Every AvatarStream call (push, clear, tick) runs on the runtime's own single
+worker thread, so they are serialised without a lock and the loop only awaits. ``frames()`` ticks
+on a monotonic clock (injected for tests) every 1/25 s; when the CPU falls behind it catches up
+without sleeping instead of dropping frames (audio must stay continuous).
+
+Owner rules: whoever creates the runtime iterates ``frames()`` from one task and calls ``aclose``;
+``aclose`` stops the iteration and the worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+
+from facestream.avatar import DEFAULT_CUSHION_FRAMES, AvatarFrame, AvatarStream
+from models.engines import create_engine
+from models.engines.base import Engine, PreparesBytes
+from models.types import FPS, Avatar, EngineParams
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class AvatarOptions:
+    """What an integration needs to build a face: the portrait and the engine."""
+
+    image: Path | bytes | np.ndarray
+    engine: str = "cpu"
+    weights_dir: Path | None = None
+    device: str | None = None
+    params: EngineParams = EngineParams()
+    output_rate: int = 24_000
+    cushion_frames: int = DEFAULT_CUSHION_FRAMES
+
+
+def prepare_avatar(options: AvatarOptions, engine: Engine | None = None) -> tuple[Engine, Avatar]:
+    """Build (or reuse) the engine and analyse the portrait once. Blocking: call off the loop."""
+    eng = engine or create_engine(options.engine, options.weights_dir, options.device)
+    image = options.image
+    if isinstance(image, Path):
+        image = image.read_bytes()
+    if isinstance(image, bytes):
+        if not isinstance(eng, PreparesBytes):
+            raise TypeError(f"engine {eng.name!r} needs a decoded RGB array, not file bytes")
+        return eng, eng.prepare_bytes(image, options.params)
+    return eng, eng.prepare(image, options.params)
+
+
+class AvatarRuntime:
+    """One agent session's face: push speech, clear on barge-in, iterate paced frames."""
+
+    def __init__(
+        self,
+        stream_factory: Callable[[], AvatarStream],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facestream-avatar")
+        self._factory = stream_factory
+        self._avatar: AvatarStream | None = None
+        self._clock = clock
+        self._sleep = sleep
+        self._closed = False
+        self.late_ticks = 0  # ticks that started more than one frame period behind the clock
+
+    @classmethod
+    async def open(cls, options: AvatarOptions, engine: Engine | None = None, **kw: object) -> AvatarRuntime:
+        """Prepare the avatar (face analysis, a few hundred ms) off the loop and open its stream."""
+        eng, avatar = await asyncio.to_thread(prepare_avatar, options, engine)
+
+        def factory() -> AvatarStream:
+            stream = eng.open_stream(avatar, options.params)
+            return AvatarStream(stream, options.output_rate, options.cushion_frames)
+
+        runtime = cls(factory, **kw)  # type: ignore[arg-type]
+        await runtime._call(runtime._ensure)
+        return runtime
+
+    def _ensure(self) -> AvatarStream:
+        if self._avatar is None:
+            self._avatar = self._factory()
+        return self._avatar
+
+    async def _call(self, fn: Callable[[], T]) -> T:
+        if self._closed:
+            raise RuntimeError("AvatarRuntime is closed")
+        return await asyncio.get_running_loop().run_in_executor(self._worker, fn)
+
+    @property
+    def output_rate(self) -> int:
+        return self._ensure().output_rate
+
+    async def push_audio(self, pcm: np.ndarray, sample_rate: int) -> None:
+        await self._call(lambda: self._ensure().push_audio(pcm, sample_rate))
+
+    async def end_segment(self) -> None:
+        await self._call(lambda: self._ensure().end_segment())
+
+    async def clear(self) -> float:
+        """Barge-in; returns the seconds of speech dropped."""
+        return await self._call(lambda: self._ensure().clear())
+
+    async def status(self) -> tuple[float, int]:
+        """(seconds of speech buffered, speech frames held by the engine)."""
+        return await self._call(lambda: (self._ensure().buffered_s, self._ensure().pending_frames))
+
+    async def frames(self) -> AsyncIterator[AvatarFrame]:
+        """Yield one frame every 1/25 s until ``aclose``; frame n is due at start + n/25 s."""
+        period = 1.0 / FPS
+        start = self._clock()
+        n = 0
+        while not self._closed:
+            due = start + n * period
+            wait = due - self._clock()
+            if wait > 0:
+                await self._sleep(wait)
+            elif -wait > period:
+                self.late_ticks += 1
+            try:
+                frame = await self._call(lambda: self._ensure().tick())
+            except RuntimeError:
+                if self._closed:
+                    return
+                raise
+            n += 1
+            yield frame
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        avatar, self._avatar = self._avatar, None
+        if avatar is not None:
+            await asyncio.get_running_loop().run_in_executor(self._worker, avatar.close)
+        self._closed = True
+        self._worker.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,232 @@
+"""The producer: keeps a session's engine stream ``horizon`` frames ahead of the clock.
+
+One pump job at a time per session runs on the shared earliest-deadline-first executor (so
+per-session order holds and the queue stays bounded): it claims the next speech or silence from
+the SpeechSchedule, pushes it to the engine stream and queues the returned frames in the
+FrameQueue for the clock, recording each frame's lateness (completion − deadline).
+
+No cliff past capacity: when compute falls behind (overload, a noisy neighbour), rendering a
+frame whose tick will have passed by the time it is done is pure waste — the clock shows the
+previous picture in its place anyway, and the CPU it burns makes the *next* frames late too,
+which is how a few percent of stale ticks became 90 % one session later. A stream that can
+(``models.engines.base.SkipsFrames``, the CPU engine) is therefore asked, frame by frame just
+before rendering, whether the frame can still make its tick (``LateFrameFilter``); frames that
+cannot are skipped: motion still advances through them (the lips stay in sync with the audio),
+only their pixels are never made. The stream degrades to a lower effective frame rate — the
+earliest-deadline executor spreads that evenly over the sessions — instead of a frozen face.
+
+Barge-in (``rewind``) pauses the pump, discards frames beyond the cut and rewinds the stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+from models.engines.base import EngineStream, Rewindable, SkipsFrames
+from models.types import SAMPLES_PER_FRAME
+from server.session.clock import Clock
+from server.session.frames import FrameQueue, LatenessStats
+from server.session.speech import SpeechSchedule
+
+log = logging.getLogger("facestream.session")
+
+
+class JobRunner(Protocol):
+    """Where pump jobs run: ``server.compute.executor.InferenceExecutor`` (earliest deadline first)."""
+
+    def submit(self, deadline: float, job: Callable[[], None]) -> None: ...
+
+
+RENDER_ESTIMATE_S = 0.006
+"""Starting estimate of one frame's render (wall) time, before the stream has measured its own."""
+_EWMA = 0.2
+
+
+class LateFrameFilter:
+    """Per session: is a frame about to be rendered already too late for its tick?
+
+    The estimate of one render is a moving average of the wall time between consecutive
+    decisions of rendered frames (wall, not CPU, time: under contention what matters is when the
+    frame is done). A frame is skipped when ``now + estimate`` is past its deadline. The filter
+    skips at most ``max_skip_run`` such frames in a row, so even a wildly wrong
+    estimate cannot freeze the picture for longer than that: past it, a frame that might still
+    make its tick is rendered. A frame already past its deadline is always skipped (rendering it
+    could only produce a picture the clock has no tick left for).
+    """
+
+    def __init__(
+        self, clock: Clock, deadline_of: Callable[[int], float], max_skip_run: int = 4
+    ) -> None:
+        self._clock = clock
+        self._deadline_of = deadline_of
+        self._max_skip_run = max_skip_run
+        self.estimate_s = RENDER_ESTIMATE_S
+        self.skipped = 0
+        self._render_started: float | None = None
+        self._skip_run = 0
+
+    def begin(self) -> None:
+        """A new push starts: the time since the last decision is not a render."""
+        self._render_started = None
+
+    def end(self) -> None:
+        """The push is over: its last rendered frame's time counts too."""
+        self._measure(self._clock.now())
+        self._render_started = None
+
+    def __call__(self, index: int) -> bool:
+        """True = skip frame ``index`` (advance motion, render nothing)."""
+        now = self._clock.now()
+        self._measure(now)
+        deadline = self._deadline_of(index)
+        if now >= deadline or (now + self.estimate_s > deadline and self._skip_run < self._max_skip_run):
+            self._skip_run += 1
+            self.skipped += 1
+            return True
+        self._skip_run = 0
+        self._render_started = now
+        return False
+
+    def _measure(self, now: float) -> None:
+        if self._render_started is not None:
+            self.estimate_s += _EWMA * (max(0.0, now - self._render_started) - self.estimate_s)
+            self._render_started = None
+
+
+class Producer:
+    """Drives one engine stream ahead of the clock. ``playhead`` and ``deadline`` come from the
+    clock; ``on_error(message)`` fails the session."""
+
+    def __init__(
+        self,
+        name: str,
+        stream: EngineStream,
+        schedule: SpeechSchedule,
+        frames: FrameQueue,
+        lateness: LatenessStats,
+        runner: JobRunner,
+        clock: Clock,
+        *,
+        horizon_frames: int,
+        min_push_frames: int,
+        playhead: Callable[[], int],
+        deadline: Callable[[int], float],
+        counts_lateness: Callable[[int], bool],
+        stop: threading.Event,
+        on_error: Callable[[str], None],
+    ) -> None:
+        self._name = name
+        self._stream = stream
+        self._schedule = schedule
+        self._frames = frames
+        self._lateness = lateness
+        self._runner = runner
+        self._clock = clock
+        self.horizon_frames = horizon_frames
+        self.lookahead = int(stream.lookahead_frames)
+        self._min_push = min_push_frames * SAMPLES_PER_FRAME
+        self._playhead = playhead
+        self._deadline = deadline
+        self._counts_lateness = counts_lateness
+        self._stop = stop
+        self._on_error = on_error
+        self.late_filter = LateFrameFilter(clock, deadline)
+        self._skips = isinstance(stream, SkipsFrames)
+        self._lock = threading.Lock()
+        self._busy = False
+        self._paused = False
+        self._idle = threading.Event()
+        self._idle.set()
+        self.frames_rendered = 0
+
+    @property
+    def frames_skipped(self) -> int:
+        """Frames not rendered because they could no longer make their tick."""
+        return self.late_filter.skipped
+
+    def target(self) -> int:
+        """Timeline sample the stream should have consumed: ``horizon`` frames past the playhead."""
+        return (self._playhead() + self.horizon_frames) * SAMPLES_PER_FRAME
+
+    def maybe_pump(self) -> None:
+        """Submit a pump job if enough audio is due and none is queued or running (any thread)."""
+        with self._lock:
+            if self._busy or self._paused or self._stop.is_set():
+                return
+            due = self.target() - self._schedule.consumed
+            if due <= 0 or (due < self._min_push and self._playhead() > 0):
+                return
+            self._busy = True
+            self._idle.clear()
+        first = self._schedule.consumed // SAMPLES_PER_FRAME - self.lookahead
+        try:
+            self._runner.submit(self._deadline(first), self._pump)
+        except Exception as e:
+            self._done()
+            self._on_error(f"cannot schedule inference: {e}")
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until no pump job is queued or running."""
+        return self._idle.wait(timeout)
+
+    def rewind(self, cut_after_playhead: int) -> float:
+        """Barge-in: drop speech from ``cut_after_playhead`` frames after the playhead on; returns
+        the seconds dropped. With a ``Rewindable`` stream the frames beyond the cut are discarded
+        and re-rendered as idle; other streams drop only what they have not consumed yet."""
+        stream = self._stream
+        if not isinstance(stream, Rewindable):
+            return self._schedule.interrupt()
+        with self._lock:
+            self._paused = True
+        try:
+            self._idle.wait(10.0)
+            # the stream has returned every frame before ``rendered_end``; cutting later than
+            # that would leave frames nobody renders
+            rendered_end = self._schedule.consumed // SAMPLES_PER_FRAME - self.lookahead
+            cut = max(0, min(self._playhead() + cut_after_playhead, rendered_end))
+            dropped = self._schedule.interrupt(cut * SAMPLES_PER_FRAME)
+            self._frames.discard_from(cut)
+            stream.rewind(cut)
+        finally:
+            with self._lock:
+                self._paused = False
+        self.maybe_pump()
+        return dropped
+
+    def _done(self) -> None:
+        with self._lock:
+            self._busy = False
+            self._idle.set()
+
+    def _push(self, pcm, context):  # type: ignore[no-untyped-def]
+        if not self._skips:
+            return self._stream.push_audio(pcm, context)
+        assert isinstance(self._stream, SkipsFrames)
+        self.late_filter.begin()
+        try:
+            return self._stream.push_audio_skipping(pcm, self.late_filter, context)
+        finally:
+            self.late_filter.end()
+
+    def _pump(self) -> None:
+        try:
+            while not self._stop.is_set() and not self._paused:
+                want = self.target() - self._schedule.consumed
+                if want <= 0:
+                    break
+                claim = self._schedule.claim(want)
+                frames = self._push(claim.pcm, claim.context)
+                now = self._clock.now()
+                for f in frames:
+                    if self._counts_lateness(f.index):
+                        self._lateness.add(now - self._deadline(f.index))
+                    self._frames.put(f)
+                self.frames_rendered += len(frames)
+        except Exception as e:
+            log.exception("session %s: engine push failed", self._name)
+            self._on_error(f"engine failed: {e}")
+        finally:
+            self._done()

@@ -1,0 +1,178 @@
+"""Shared by the hostile-traffic tests and benchmarks/hostile.py (no tests here): a probe-engine
+server with the production connection options, resource snapshots, and a healthy live session
+whose stale-tick share and lateness are measured while an attack runs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from server.api.deadlines import uvicorn_options
+from server.app import create_app
+from server.settings import Settings
+from tests.support.engines import ProbeEngine
+from tests.support.processes import ffmpeg_children
+from tests.support.servers import live_server
+
+API = "/api/audio-driven/chunked"
+
+
+@dataclass
+class Server:
+    client: httpx.Client
+    url: str
+    app: object
+    settings: Settings
+
+
+@contextlib.contextmanager
+def hostile_server(tmp_path: Path, **overrides) -> Iterator[Server]:
+    """A real uvicorn on loopback (probe engine) with ``uvicorn_options`` (head deadline etc.)."""
+    base = {"storage_dir": tmp_path / "sessions", "static_dir": None, "warm_up": False}
+    settings = Settings(**(base | overrides))
+    app = create_app(settings, engine=ProbeEngine())
+    with (
+        live_server(app, **uvicorn_options(settings)) as url,
+        httpx.Client(base_url=url, timeout=30) as client,
+    ):
+        yield Server(client, url, app, settings)
+
+
+def auth_headers(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def init(client: httpx.Client, image: bytes, token: str | None = None, **fields) -> httpx.Response:
+    return client.post(
+        f"{API}/init",
+        files={"image": ("face.jpg", image, "image/jpeg")},
+        data={k: str(v) for k, v in fields.items()},
+        headers=auth_headers(token),
+    )
+
+
+def feed(client: httpx.Client, sid: str, data: bytes, token: str | None = None, final: bool = False):
+    return client.post(
+        f"{API}/feed",
+        data={"session_id": sid, "is_final_chunk": "true" if final else "false"},
+        files={"audio_chunk": ("chunk.bin", data, "application/octet-stream")},
+        headers=auth_headers(token),
+    )
+
+
+def speech_pcm(seconds: float, rate: int = 24_000) -> bytes:
+    t = np.arange(int(seconds * rate)) / rate
+    return (6000 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype("<i2").tobytes()
+
+
+# -- resources -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Resources:
+    fds: int
+    threads: int
+    rss_mb: float
+    ffmpeg: int
+
+    @staticmethod
+    def now() -> Resources:
+        rss = 0.0
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) / 1024
+        return Resources(len(os.listdir("/proc/self/fd")), threading.active_count(), rss, len(ffmpeg_children()))
+
+    def delta(self, later: Resources) -> dict[str, float]:
+        return {
+            "fds": later.fds - self.fds,
+            "threads": later.threads - self.threads,
+            "rss_mb": round(later.rss_mb - self.rss_mb, 1),
+            "ffmpeg": later.ffmpeg - self.ffmpeg,
+        }
+
+
+MARGINS = {"fds": 8, "threads": 4, "rss_mb": 80.0, "ffmpeg": 0}
+"""Back-to-baseline margins: a few fds/threads for pools that start lazily (httpx, asyncio's
+default executor) and RSS for allocator slack; every leak class the tests provoke (peers with UDP
+sockets, ffmpeg per session, 48 kHz audio per interrupt) would exceed these many times over."""
+
+
+def wait_back(baseline: Resources, timeout: float = 15.0, margins: dict | None = None) -> dict[str, float]:
+    """Poll until every resource is within its margin of ``baseline``; returns the last deltas."""
+    limits = margins or MARGINS
+    deadline = time.monotonic() + timeout
+    while True:
+        delta = baseline.delta(Resources.now())
+        if all(delta[k] <= limits[k] for k in limits) or time.monotonic() > deadline:
+            return delta
+        time.sleep(0.2)
+
+
+def assert_back(baseline: Resources, timeout: float = 15.0, margins: dict | None = None) -> None:
+    limits = margins or MARGINS
+    delta = wait_back(baseline, timeout, limits)
+    assert all(delta[k] <= limits[k] for k in limits), (delta, limits)
+
+
+# -- the healthy session -------------------------------------------------------------------------
+class Healthy:
+    """A live session that keeps talking (a 1 s chunk every ~0.8 s from its own thread) while an
+    attack runs; ``share()`` is its stale-tick share over the watch, ``p99_ms`` its lateness."""
+
+    def __init__(self, url: str, image: bytes, token: str | None = None) -> None:
+        self.client = httpx.Client(base_url=url, timeout=30)
+        r = init(self.client, image, token)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        self.sid, self.token = body["session_id"], body["session_token"]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._talk, name="healthy-talker", daemon=True)
+        self.feed_errors: list[int] = []
+        self._start = self.status()
+
+    def status(self) -> dict:
+        r = self.client.get(f"{API}/status/{self.sid}", headers=auth_headers(self.token))
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def _talk(self) -> None:
+        chunk = speech_pcm(1.0)
+        while not self._stop.wait(0.8):
+            r = feed(self.client, self.sid, chunk, self.token)
+            if r.status_code not in (200, 429):  # 429: its own queue is full, by design
+                self.feed_errors.append(r.status_code)
+
+    def __enter__(self) -> Healthy:
+        self._start = self.status()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self.end = self.status()
+
+    def share(self) -> float:
+        ticks = self.end["total_frames_generated"] - self._start["total_frames_generated"]
+        stale = self.end["stale_ticks"] - self._start["stale_ticks"]
+        return stale / max(1, ticks)
+
+    @property
+    def ticks(self) -> int:
+        return self.end["total_frames_generated"] - self._start["total_frames_generated"]
+
+    @property
+    def p99_ms(self) -> float | None:
+        return (self.end.get("lateness_ms") or {}).get("p99")
+
+    def close(self) -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            self.client.delete(f"{API}/session/{self.sid}", headers=auth_headers(self.token))
+        self.client.close()

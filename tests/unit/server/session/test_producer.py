@@ -1,0 +1,107 @@
+"""Producer on virtual time: the render horizon, barge-in rewind, and late frames skipped.
+
+The overload tests model compute that cannot keep up: every rendered frame takes 60 ms of virtual
+time (1.5x real time) while the clock keeps ticking (``SteppedClock.catch_up`` inside the render).
+Without skipping, the producer renders frames that are already late, falls further behind each
+push and the picture freezes for good (the cliff); with skipping, motion runs on, only frames
+that could not make their tick are left out, and the picture never stands still for long.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from models.types import FPS, SAMPLES_PER_FRAME
+from server.session.session import INTERRUPT_KEEP_FRAMES
+from tests.support.clock import HeldRunner, InlineRunner, SteppedClock
+from tests.unit.server.session.helpers import RewindableProbe, SkippingTimedProbe, TimedProbe, make_session, speech
+
+PREROLL = round(0.3 * FPS)
+
+
+def test_producer_keeps_the_stream_horizon_frames_ahead_of_the_clock() -> None:
+    clock, runner = SteppedClock(), InlineRunner()
+    session, sink = make_session(clock, runner, margin=3)
+    assert session.horizon_frames == session.lookahead + 3 == 6
+    session.start()
+    try:
+        clock.wait_parked()
+        session.push_pcm(speech(2.0), 16_000)
+        for _ in range(80):
+            clock.step(1)
+            ahead = session.schedule.consumed / SAMPLES_PER_FRAME - session.playhead
+            # pumped when >= min_push_frames (2) are due, to exactly the horizon
+            assert session.horizon_frames - 2 < ahead <= session.horizon_frames
+            assert len(session.frames) <= session.horizon_frames - session.lookahead + 1
+        assert session.stale_ticks == 0
+        # jobs carry the deadline of the first frame they complete, in order
+        assert runner.deadlines == sorted(runner.deadlines)
+    finally:
+        session.close()
+
+
+def test_barge_in_rewinds_the_stream_and_idles_right_after_the_playhead() -> None:
+    clock, runner = SteppedClock(), InlineRunner()
+    stream = RewindableProbe(128, 3, 0.0)
+    session, sink = make_session(clock, runner, stream)
+    session.start()
+    try:
+        clock.wait_parked()
+        start = session.push_pcm(speech(3.0), 16_000).placement.start_frame
+        clock.step(start + 10)
+        assert sink.ticks[-1][0].speech
+        playhead = session.playhead
+        dropped = session.interrupt()
+        assert 2.0 < dropped < 3.0 - 10 / FPS + 0.05  # what had not played yet (bar the kept frames)
+        clock.step(30)
+        cut = playhead + INTERRUPT_KEEP_FRAMES
+        after = sink.ticks[cut:]
+        assert all(f.speech for f, _ in sink.ticks[start:cut])
+        assert not any(f.speech for f, _ in after)  # re-rendered as idle, from the cut on
+        assert all(np.abs(a.pcm).max() == 0 for _, a in after)  # and the audio is silent there
+        assert [sink.picture_of(t) for t in range(cut, len(sink.ticks))] == list(range(cut, len(sink.ticks)))
+        assert session.stale_ticks == 0  # the rewind never left the clock without a frame
+    finally:
+        session.close()
+
+
+def _overloaded(stream: TimedProbe, clock: SteppedClock, runner: HeldRunner, ticks: int):
+    session, sink = make_session(clock, runner, stream)
+    session.start()
+    clock.wait_parked()
+    session.push_pcm(speech(ticks / FPS + 1), 16_000)
+    try:
+        while len(sink.ticks) < ticks:
+            clock.step(1)  # wait for the next tick
+            runner.run_pending()  # the producer's job; ticks due meanwhile are emitted inside
+        return session, sink
+    finally:
+        session.close()
+
+
+def test_late_frames_are_skipped_motion_continues_and_the_face_never_freezes() -> None:
+    clock, runner = SteppedClock(), HeldRunner()
+    stream = SkippingTimedProbe(clock, cost_s=0.060)
+    session, sink = _overloaded(stream, clock, runner, ticks=250)
+    counted = sink.ticks[PREROLL:]
+    stale = session.stale_ticks
+    assert session.frames_skipped > 0
+    assert session.frames.dropped_late == 0  # nothing was rendered after its tick
+    assert session.ticks.longest_stale_run <= 4  # never frozen longer than 160 ms
+    fps = session.ticks.effective_fps
+    assert 12.0 <= fps <= 20.0, fps  # ~25 / 1.5: a lower frame rate, spread evenly
+    assert stale / len(counted) < 0.5
+    # every picture shown is the frame of its tick or a recent one: motion keeps up with the audio
+    shown = [sink.picture_of(t) for t in range(PREROLL, len(sink.ticks))]
+    assert all(p is not None and 0 <= t - p <= 4 for t, p in zip(range(PREROLL, len(sink.ticks)), shown))
+    assert [i for i in stream.rendered if i >= PREROLL] == sorted(set(i for i in stream.rendered if i >= PREROLL))
+
+
+def test_without_skipping_the_same_overload_freezes_the_face() -> None:
+    """The control: the cliff the skipping removes (so the test above can fail)."""
+    clock, runner = SteppedClock(), HeldRunner()
+    stream = TimedProbe(clock, cost_s=0.060)
+    session, sink = _overloaded(stream, clock, runner, ticks=250)
+    assert session.frames_skipped == 0
+    assert session.frames.dropped_late > 100
+    assert session.ticks.longest_stale_run > 50
