@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import re
@@ -188,6 +189,79 @@ def drive_page(url: str, seconds: float, chunk_duration: float, audio: Path) -> 
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def _pct(values: list[float], q: float) -> float:
+    from benchmarks.glass_to_glass_hls import _percentile
+
+    return round(_percentile(values, q), 3)
+
+
+def freezes(records: list[dict[str, Any]], gap_s: float = 0.2) -> list[tuple[float, float]]:
+    """(start, length) in page seconds of every pause > ``gap_s`` between presented frames."""
+    times = [float(r["shownAt"]) / 1000 for r in records]
+    return [(a, b - a) for a, b in itertools.pairwise(times) if b - a > gap_s]
+
+
+def player_summary(run: dict[str, Any], gap_s: float = 0.2) -> dict[str, Any]:
+    """What the page's player log (glass-to-glass.mjs ``recordPlayer``) says about freezes.
+
+    Each freeze (a pause > 200 ms between presented frames) is classified by the buffer ahead of
+    the playhead just before it: ``starved`` (< 0.1 s: media did not arrive in time; then the part
+    arrival gaps and request times say whether the server or the network was late) or ``stuck``
+    (media was buffered but playback did not advance: the player, e.g. a seek, a rate change or
+    the decoder). Part arrival gaps longer than the hold-back (0.6 s) mean the server was late.
+    """
+    log = run.get("player") or {}
+    samples = log.get("samples", [])
+    frags = sorted(log.get("frags", []), key=lambda f: f["end"])
+    arrivals = [f["end"] / 1000 for f in frags]
+    arrival_gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    requests = [(f["end"] - f["start"]) / 1000 for f in frags]
+    playlists = [(p["end"] - p["start"]) / 1000 for p in log.get("playlists", [])]
+    classified = {"starved": 0, "stuck": 0}
+    detail = []
+    for start, length in freezes(run.get("records", []), gap_s):
+        before = [x for x in samples if x["at"] / 1000 <= start]
+        ahead = before[-1]["ahead"] if before else float("nan")
+        window = (start - 1, start + length + 1)
+        near = [g for a, g in zip(arrivals[1:], arrival_gaps, strict=True) if window[0] < a < window[1]]
+        kind = "starved" if ahead < 0.1 else "stuck"
+        classified[kind] += 1
+        detail.append({
+            "at_s": round(start - arrivals[0], 2) if arrivals else None, "length_s": round(length, 3),
+            "ahead_before_s": round(ahead, 3), "kind": kind, "part_gap_s": round(max(near or [0.0]), 3),
+        })  # fmt: skip
+    stalls, waiting = [], None
+    for event in log.get("events", []):
+        if event["type"] == "waiting" and waiting is None:
+            waiting = event["at"]
+        elif event["type"] == "playing" and waiting is not None:
+            stalls.append((event["at"] - waiting) / 1000)
+            waiting = None
+    errors: dict[str, int] = {}
+    for e in log.get("errors", []):
+        errors[e["details"]] = errors.get(e["details"], 0) + 1
+    aheads = [x["ahead"] for x in samples]
+    return {
+        "freezes_over_200ms": len(detail),
+        "longest_freeze_s": max([d["length_s"] for d in detail] or [0.0]),
+        "freezes_starved": classified["starved"],
+        "freezes_stuck": classified["stuck"],
+        "freeze_detail": detail[:20],
+        "waiting_stalls": len(stalls),
+        "longest_waiting_s": round(max(stalls or [0.0]), 3),
+        "hlsjs_nonfatal_errors": errors,
+        "buffer_ahead_p10_s": _pct(aheads, 0.1),
+        "buffer_ahead_p50_s": _pct(aheads, 0.5),
+        "parts_loaded": len(frags),
+        "part_arrival_gap_p50_s": _pct(arrival_gaps, 0.5),
+        "part_arrival_gap_max_s": round(max(arrival_gaps or [0.0]), 3),
+        "part_arrival_gaps_over_hold_back": sum(g > 0.6 for g in arrival_gaps),
+        "part_request_p90_s": _pct(requests, 0.9),
+        "playlist_request_p50_s": _pct(playlists, 0.5),
+        "playlist_request_max_s": round(max(playlists or [0.0]), 3),
+    }
+
+
 def latency(mode: str, seconds: float, chunk_duration: float) -> dict[str, Any]:
     import tempfile
 
@@ -198,7 +272,8 @@ def latency(mode: str, seconds: float, chunk_duration: float) -> dict[str, Any]:
         running_server({"FACESTREAM_DEBUG_BARCODE": "1", "FACESTREAM_HLS_MODE": mode}) as url,
     ):
         audio = long_speech(seconds + 10, Path(tmp) / "speech.wav")
-        return summarize(drive_page(url, seconds, chunk_duration, audio))
+        run = drive_page(url, seconds, chunk_duration, audio)
+        return summarize(run) | player_summary(run)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -11,7 +11,7 @@ Latency: the engine needs ``lookahead`` frames of audio after frame ``n`` before
 ``n`` (200 ms for the CPU engine). Slots are filled lazily: at the tick that outputs frame ``n``
 the stream is given slot ``n + lookahead``, speech if enough is buffered then, silence otherwise.
 Speech pushed at time t is therefore on screen ``lookahead`` + at most one tick later — no extra
-scheduling lead. A jitter cushion (``cushion_frames``) delays an utterance's first slot until that
+scheduling lead. A jitter cushion (``cushion_ms``) delays an utterance's first slot until that
 much more speech is buffered, so a TTS that streams at exactly real time does not run dry between
 ticks; when it does run dry the utterance pauses one silent slot and re-buffers (no audio is lost).
 
@@ -33,8 +33,9 @@ from models.engines.base import EngineStream, Rewindable
 from models.types import ENGINE_SAMPLE_RATE, FPS, SAMPLES_PER_FRAME
 from server.session.audio.resample import StreamResampler
 
-DEFAULT_CUSHION_FRAMES = 1
-"""40 ms of speech buffered before an utterance starts: absorbs real-time TTS arrival jitter."""
+DEFAULT_CUSHION_MS = 20.0
+"""Speech buffered beyond one whole frame before an utterance starts: absorbs the arrival jitter of
+a TTS that streams at real time in 20 ms chunks (one chunk of slack), at 20 ms of latency."""
 STALE_TICKS = 2
 """A partial frame of speech left this many ticks without new audio is played padded."""
 
@@ -74,17 +75,17 @@ class AvatarStream:
         self,
         stream: EngineStream,
         output_rate: int = 24_000,
-        cushion_frames: int = DEFAULT_CUSHION_FRAMES,
+        cushion_ms: float = DEFAULT_CUSHION_MS,
     ) -> None:
         if output_rate % FPS:
             raise ValueError(f"output_rate must be a multiple of {FPS}")
-        if cushion_frames < 0:
-            raise ValueError("cushion_frames must be >= 0")
+        if cushion_ms < 0:
+            raise ValueError("cushion_ms must be >= 0")
         self._stream = stream
         self.output_rate = output_rate
         self.out_per_frame = output_rate // FPS
         self.lookahead = stream.lookahead_frames
-        self._cushion = cushion_frames
+        self._start_samples = self.out_per_frame + round(cushion_ms * output_rate / 1000)
         self._to_engine = StreamResampler(ENGINE_SAMPLE_RATE)
         self._to_out = StreamResampler(output_rate)
         self._engine_fifo = np.zeros(0, np.float32)
@@ -217,7 +218,7 @@ class AvatarStream:
             return 0
         closing = bool(self._segment_ends) and self._segment_ends[0] <= self.out_per_frame
         if not self._speaking:
-            ready = have >= (1 + self._cushion) * self.out_per_frame or bool(self._segment_ends)
+            ready = have >= self._start_samples or bool(self._segment_ends)
             if not ready and self._idle_ticks < STALE_TICKS:
                 return 0
             self._speaking = True

@@ -16,13 +16,13 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 
-from facestream.avatar import DEFAULT_CUSHION_FRAMES, AvatarFrame, AvatarStream
+from facestream.avatar import DEFAULT_CUSHION_MS, AvatarFrame, AvatarStream
 from models.engines import create_engine
 from models.engines.base import Engine, PreparesBytes
 from models.types import FPS, Avatar, EngineParams
@@ -38,9 +38,9 @@ class AvatarOptions:
     engine: str = "cpu"
     weights_dir: Path | None = None
     device: str | None = None
-    params: EngineParams = EngineParams()
+    params: EngineParams = field(default_factory=EngineParams)
     output_rate: int = 24_000
-    cushion_frames: int = DEFAULT_CUSHION_FRAMES
+    cushion_ms: float = DEFAULT_CUSHION_MS
 
 
 def prepare_avatar(options: AvatarOptions, engine: Engine | None = None) -> tuple[Engine, Avatar]:
@@ -72,6 +72,7 @@ class AvatarRuntime:
         self._clock = clock
         self._sleep = sleep
         self._closed = False
+        self.frame_size: tuple[int, int] = (0, 0)  # (width, height) of the frames, once opened
         self.late_ticks = 0  # ticks that started more than one frame period behind the clock
 
     @classmethod
@@ -81,9 +82,10 @@ class AvatarRuntime:
 
         def factory() -> AvatarStream:
             stream = eng.open_stream(avatar, options.params)
-            return AvatarStream(stream, options.output_rate, options.cushion_frames)
+            return AvatarStream(stream, options.output_rate, options.cushion_ms)
 
         runtime = cls(factory, **kw)  # type: ignore[arg-type]
+        runtime.frame_size = avatar.size
         await runtime._call(runtime._ensure)
         return runtime
 

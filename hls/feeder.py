@@ -253,7 +253,8 @@ class FfmpegFeeder:
         assert self._proc is not None and self._proc.stdout is not None and self._on_stdout is not None
         with self._proc.stdout as stream:
             try:
-                while chunk := stream.read1(1 << 16):
+                # read1: whatever is there, up to 64 KiB (not a full 64 KiB): parts leave promptly
+                while chunk := stream.read1(1 << 16):  # type: ignore[attr-defined]
                     self._on_stdout(chunk)
             except Exception as e:  # the consumer's bug or bad bytes: stop this sink, not the server
                 self._fail(f"output consumer failed: {e!r}")

@@ -112,7 +112,7 @@ def remux_hls_to_mp4(segment_paths: list[Path], out_path: Path, timeout: float =
                 for seg in segment_paths:
                     with open(seg, "rb") as f:
                         shutil.copyfileobj(f, sink, 1 << 20)
-            rc = proc.wait(timeout)
+            rc: int | str = proc.wait(timeout)
         except (OSError, subprocess.TimeoutExpired) as e:
             proc.kill()
             proc.wait()

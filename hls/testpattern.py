@@ -112,9 +112,9 @@ def decode_media(path: str | Path) -> DecodedMedia:
             if isinstance(frame, av.VideoFrame):
                 times.append(float(frame.time))
                 indices.append(read_barcode(frame.to_ndarray(format="rgb24")))
-            else:
+            elif isinstance(frame, av.AudioFrame):
                 if audio_start is None:
-                    audio_start, rate = float(frame.time), frame.sample_rate
+                    audio_start, rate = float(frame.time or 0.0), frame.sample_rate
                 chunks.append(frame.to_ndarray().reshape(len(frame.layout.channels), -1)[0])
     order = np.argsort(times)
     return DecodedMedia(

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up everything (Python deps, ffprobe, browser-test deps) and runs the whole test suite.
+# Sets up everything (Python deps, ffprobe, browser-test deps, HAProxy) and runs the whole test suite.
 #   scripts/test.sh [pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,5 +14,7 @@ if ! command -v ffprobe >/dev/null 2>&1 && [ -z "${FACESTREAM_FFPROBE:-}" ]; the
   fi
 fi
 [ -x scripts/setup-browser.sh ] && scripts/setup-browser.sh
+[ -x scripts/setup-haproxy.sh ] && scripts/setup-haproxy.sh
 .venv/bin/ruff check .
+.venv/bin/python -m mypy
 exec .venv/bin/python -m pytest "$@"

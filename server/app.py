@@ -23,6 +23,7 @@ from server.api import mount
 from server.api.realtime_mount import open_gateway
 from server.assembly import create_registry
 from server.compute.avatar import prepare_avatar
+from server.compute.batch import BatchRenderer
 from server.compute.executor import InferenceExecutor
 from server.drain import Drain
 from server.errors import install_error_handlers
@@ -80,6 +81,7 @@ def create_app(
         if removed:
             log.info("removed %d session directories left by an earlier run", removed)
         app.state.registry = registry
+        app.state.batch_renderer = BatchRenderer(settings, eng, executor)
         app.state.metrics.bind(registry)
         app.state.frame_logs = registry.frame_logs
         gateway = open_gateway(app, settings)
@@ -103,6 +105,8 @@ def create_app(
             await asyncio.to_thread(executor.close)
 
     app = FastAPI(title="facestream", version="0.1.0", lifespan=lifespan)
+    app.state.registry = None  # set in the lifespan; /ready answers 503 "starting" until then
+    app.state.shutting_down = False
     install_error_handlers(app)
     mount(app, settings)
     return app

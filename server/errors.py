@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from hls.errors import SinkError
 from models.errors import (
     EngineUnavailableError,
     FacestreamError,
@@ -166,8 +168,14 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (SpeechBacklogFullError, 429),
     (BadBlockingRequestError, 400),
     (BlockingReloadTimeoutError, 503),
+    # bases last: reached only by subclasses without a row of their own
+    (SinkError, 503),  # the session's video encoder failed or stalled (ends that session only)
+    (RetryLaterError, 503),
 ]
 
+
+STATUS_TABLE: tuple[tuple[type[Exception], int], ...] = tuple(_STATUS)
+"""The table, read-only, for tests and docs."""
 
 
 def status_for(exc: BaseException) -> int:
@@ -200,7 +208,7 @@ def retry_after_for(exc: BaseException) -> int | None:
     return exc.retry_after if isinstance(exc, RetryLaterError) else None
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"status": "error", "message": message}, status_code=status, headers=headers)
 
 

@@ -19,8 +19,8 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.api.guards import ASGIApp, Message, Receive, Scope, Send
 from server.session.state import SessionState
 
 LATENESS_BUCKETS = (-0.2, -0.1, -0.05, -0.02, 0.0, 0.02, 0.04, 0.1, 0.2, 0.5, 1.0, 5.0)

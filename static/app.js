@@ -1,15 +1,13 @@
-// The facestream page: face → session → speech (microphone or file) → live video, with a status panel.
-// Built on the same ChunkedStreamingClient users copy into their own pages.
+// The facestream page: DOM wiring only. What a session does (start, feed, finish, interrupt, end)
+// is session-controller.js, over one transport object (HLS or WebRTC) picked by the Playback switch.
 // Debug/test mode `?debug=latency`: reads the frame-index barcode off every shown frame (see
 // latency-probe.js); results are on `window.facestream.probe`.
 
-import { ChunkedStreamingClient, FacestreamApiError } from './chunked-streaming-client.js';
+import { FacestreamApiError } from './chunked-streaming-client.js';
 import { MicCapture, decodeAudioFile, streamRealtime } from './audio-input.js';
 import { LatencyProbe, measureClockOffset } from './latency-probe.js';
-import { LivePlayer } from './player.js';
+import { HlsTransport, RtcTransport, SessionController } from './session-controller.js';
 import { StatusPanel } from './status-panel.js';
-import { RtcPlayer } from './rtc-player.js';
-import { RtcSocket } from './rtc-socket.js';
 
 const $ = (id) => document.getElementById(id);
 const MAX_PENDING_FEEDS = 8; // chunks waiting for the server before the microphone is stopped
@@ -17,36 +15,33 @@ const debugLatency = new URLSearchParams(location.search).get('debug') === 'late
 
 const video = $('video');
 const status = new StatusPanel();
-const state = {
-  face: null, // File/Blob of the chosen photo
-  client: null,
-  mic: null,
-  streamAbort: null,
-  feedChain: Promise.resolve(),
-  pendingFeeds: 0,
-  feeds: [], // {at, bytes, isFinal, ok} per posted chunk, for the status line and tests
-  finished: false,
-  timings: {},
-  probe: null,
-  clock: null,
+const playerHooks = {
+  onError: (message, fatal) => (fatal ? status.error(message) : status.say(message)),
+  onEnded: () => status.say('The stream has ended.'),
 };
-window.facestream = state;
+const hls = new HlsTransport(video, playerHooks);
+const rtc = new RtcTransport(video, playerHooks, onSocketEvent);
+const controller = new SessionController({ hls, webrtc: rtc }, {
+  onAnswer: (answer) => { if (answer?.session_id) status.fed(answer); },
+  onError: (error) => report(error),
+});
+const ui = { face: null, mic: null, streamAbort: null, probe: null, clock: null };
 
-const player = new LivePlayer(video, {
-  onError: (message, fatal) => (fatal ? status.error(message) : status.say(message)),
-  onEnded: () => status.say('The stream has ended.'),
-});
-state.player = player;
-// WebRTC mode (the "Playback" switch): video over WebRTC, microphone audio over the session's
-// WebSocket in 20 ms messages; HLS mode keeps /feed chunks (its player is ~1 s behind anyway).
-const rtcPlayer = new RtcPlayer(video, {
-  onError: (message, fatal) => (fatal ? status.error(message) : status.say(message)),
-  onEnded: () => status.say('The stream has ended.'),
-});
-state.rtcPlayer = rtcPlayer;
-state.socket = null;
-const RTC_MESSAGE_SECONDS = 0.02;
-const transport = () => document.querySelector('input[name="transport"]:checked')?.value ?? 'hls';
+/** What the browser tests and the latency benchmarks read (kept stable across refactors). */
+window.facestream = {
+  controller,
+  get client() { return controller.client; },
+  get feeds() { return controller.feeds; },
+  get finished() { return controller.finished; },
+  get timings() { return controller.timings; },
+  get transport() { return controller.transport?.name ?? null; },
+  get player() { return hls.player; },
+  get rtcPlayer() { return rtc.player; },
+  get socket() { return rtc.socket; },
+  get probe() { return ui.probe; },
+  get clock() { return ui.clock; },
+};
+const chosenTransport = () => document.querySelector('input[name="transport"]:checked')?.value ?? 'hls';
 
 function plainError(error) {
   if (error instanceof FacestreamApiError) return error.message;
@@ -61,9 +56,9 @@ function report(error) {
 }
 
 function setBusy(active) {
-  $('start').disabled = active || !state.face;
+  $('start').disabled = active || !ui.face;
   $('end').disabled = !active;
-  for (const id of ['mic', 'stream-file', 'finish', 'interrupt']) $(id).disabled = !active || state.finished;
+  for (const id of ['mic', 'stream-file', 'finish', 'interrupt']) $(id).disabled = !active || controller.finished;
   for (const input of document.querySelectorAll('input[name="transport"]')) input.disabled = active;
   $('stream-file').disabled ||= !$('audio-file').files.length;
 }
@@ -79,9 +74,9 @@ function showFace(blob, caption) {
 }
 
 function chooseFace(file, caption) {
-  state.face = file;
+  ui.face = file;
   showFace(file, caption);
-  setBusy(Boolean(state.client));
+  setBusy(controller.active);
 }
 
 $('face-file').addEventListener('change', (event) => {
@@ -117,69 +112,50 @@ function readOptions() {
 
 async function startSession() {
   status.clear();
-  state.finished = false;
-  state.feeds = [];
-  state.timings = { initStartedAt: performance.timeOrigin + performance.now() };
-  const client = new ChunkedStreamingClient('');
   status.state('starting…');
   $('start').disabled = true;
+  const name = chosenTransport();
   try {
-    const session = await client.initSession(state.face, readOptions());
-    state.client = client;
-    state.timings.initAnsweredAt = performance.timeOrigin + performance.now();
-    const preview = session.preview_url ?? session.crop_url;
-    // Once known, the server's own crop replaces the local photo: it is exactly what gets animated.
-    if (preview) showFace(client.url(preview), `The ${session.width}×${session.height} crop of ${state.face.name} the server animates`);
-    status.say(session.message || 'Session started.');
-    setBusy(true);
-    const rtc = transport() === 'webrtc';
-    status.watch(client, rtc ? rtcPlayer : player);
-    if (debugLatency) await startProbe();
-    if (rtc) {
-      state.socket = new RtcSocket(client.sessionId, { onEvent: onSocketEvent });
-      await state.socket.open();
-      await rtcPlayer.play(client.sessionId);
-      return;
-    }
-    await client.waitForPlaylist();
-    state.timings.playlistReadyAt = performance.timeOrigin + performance.now();
-    player.play(client.hlsUrl, { lowLatency: Boolean(session.ll_hls) });
+    await controller.start(ui.face, readOptions(), name, {
+      beforePlay: async (client) => {
+        const session = client.session;
+        const preview = session.preview_url ?? session.crop_url;
+        // Once known, the server's own crop replaces the local photo: it is exactly what gets animated.
+        if (preview) showFace(client.url(preview), `The ${session.width}×${session.height} crop of ${ui.face.name} the server animates`);
+        status.say(session.message || 'Session started.');
+        setBusy(true);
+        status.watch(client, name === 'webrtc' ? rtc.player : hls.player);
+        if (debugLatency) await startProbe(client);
+      },
+    });
   } catch (error) {
     report(error);
-    if (!state.client) { status.state('none'); setBusy(false); }
+    if (!controller.active) { status.state('none'); setBusy(false); }
   }
 }
 
-async function startProbe() {
-  state.clock = await measureClockOffset(state.client.url('/api/debug/clock')).catch(() => null);
-  state.probe = new LatencyProbe(video);
-  state.probe.start();
+async function startProbe(client) {
+  ui.clock = await measureClockOffset(client.url('/api/debug/clock')).catch(() => null);
+  ui.probe = new LatencyProbe(video);
+  ui.probe.start();
 }
 
 video.addEventListener('playing', () => {
-  if (state.client && !state.timings.firstFrameAt) {
-    state.timings.firstFrameAt = state.probe?.firstFrameAt ?? performance.timeOrigin + performance.now();
-    status.startup((state.timings.firstFrameAt - state.timings.initStartedAt) / 1000);
+  const { timings } = controller;
+  if (controller.active && !timings.firstFrameAt) {
+    timings.firstFrameAt = ui.probe?.firstFrameAt ?? performance.timeOrigin + performance.now();
+    status.startup((timings.firstFrameAt - timings.initStartedAt) / 1000);
   }
 });
 
-/** Queues one chunk behind those already sent, so chunks reach the server in order. */
+/** Sends one chunk through the session's transport; a final chunk disables the speech controls. */
 function feed(pcm, isFinal) {
-  const client = state.client;
-  state.pendingFeeds++;
-  const entry = { at: Date.now(), bytes: pcm.length * 2, isFinal, ok: null };
-  state.feeds.push(entry);
-  state.feedChain = state.feedChain
-    .then(() => client.feedPcm(pcm, isFinal))
-    .then((answer) => { entry.ok = true; status.fed(answer); })
-    .catch((error) => { entry.ok = false; report(error); })
-    .finally(() => { state.pendingFeeds--; });
+  const sent = controller.feed(pcm, isFinal);
   if (isFinal) markFinished();
-  return state.feedChain.then(() => entry.ok);
+  return sent;
 }
 
 function markFinished() {
-  state.finished = true;
   setBusy(true);
   status.say('Last chunk sent: the stream plays out what is queued, then ends.');
 }
@@ -194,56 +170,37 @@ function onSocketEvent(event) {
   else if (event.type === 'interrupted') status.say(`Interrupted: ${event.dropped_seconds} s of speech dropped.`);
 }
 
-/** WebRTC mode: the microphone goes to the session's WebSocket in 20 ms messages. */
-function socketMic() {
-  return new MicCapture({
-    sampleRate: state.client.audioSampleRate,
-    chunkSeconds: RTC_MESSAGE_SECONDS,
-    onChunk: (pcm, isFinal) => {
-      const entry = { at: Date.now(), bytes: pcm.length * 2, isFinal, ok: true, via: 'websocket' };
-      if (pcm.length && !state.socket.sendPcm(pcm)) {
-        entry.ok = false;
-        status.error('The connection is not keeping up with the microphone; capture was stopped.');
-        if (!isFinal) toggleMic();
-      }
-      state.feeds.push(entry);
-      if (state.feeds.length > 1000) state.feeds.shift();
-      if (isFinal) { state.socket.final(); markFinished(); }
-    },
-  });
-}
-
 async function interruptSpeech() {
-  if (state.socket?.isOpen) return state.socket.interrupt();
-  await state.client?.request('POST', `/api/audio-driven/chunked/interrupt/${state.client.sessionId}`);
-  status.say('Interrupted.');
+  const answer = await controller.interrupt();
+  if (answer?.dropped_seconds !== undefined) status.say(`Interrupted: ${answer.dropped_seconds} s of speech dropped.`);
+  else if (answer) status.say('Interrupted.');
 }
 
 async function toggleMic() {
-  if (state.mic) {
-    const mic = state.mic;
-    state.mic = null;
+  if (ui.mic) {
+    const mic = ui.mic;
+    ui.mic = null;
     showMic(false);
     await mic.stop(); // delivers the final partial chunk through onChunk
     return;
   }
-  const mic = state.socket ? socketMic() : new MicCapture({
-    sampleRate: state.client.audioSampleRate,
-    chunkSeconds: state.client.chunkDuration,
+  const mic = new MicCapture({
+    sampleRate: controller.client.audioSampleRate,
+    chunkSeconds: controller.chunkSeconds,
     onChunk: (pcm, isFinal) => {
       if (isFinal) {
         feed(pcm, true); // may be empty: a final chunk without audio just ends the speech
-      } else if (state.pendingFeeds >= MAX_PENDING_FEEDS) {
+      } else if (controller.pendingFeeds >= MAX_PENDING_FEEDS) {
         status.error('The server is not keeping up with the microphone; capture was stopped.');
         toggleMic();
       } else {
-        feed(pcm, false);
+        feed(pcm, false).then((ok) => { if (!ok && ui.mic === mic) toggleMic(); });
       }
     },
   });
   try {
     await mic.start();
-    state.mic = mic;
+    ui.mic = mic;
     showMic(true);
     $('stream-file').disabled = true;
     status.say('Listening… speak now.');
@@ -254,10 +211,10 @@ async function toggleMic() {
 
 async function streamFile() {
   const [file] = $('audio-file').files;
-  const client = state.client;
+  const client = controller.client;
   $('stream-file').disabled = true;
   $('mic').disabled = true;
-  state.streamAbort = new AbortController();
+  ui.streamAbort = new AbortController();
   try {
     status.say(`Decoding ${file.name}…`);
     const samples = await decodeAudioFile(file, client.audioSampleRate);
@@ -265,35 +222,29 @@ async function streamFile() {
     await streamRealtime(samples, client.audioSampleRate, client.chunkDuration, async (pcm, isFinal) => {
       if (!(await feed(pcm, isFinal))) throw new DOMException('the server refused a chunk', 'AbortError');
     }, {
-      signal: state.streamAbort.signal,
+      signal: ui.streamAbort.signal,
       onProgress: (fraction) => { $('audio-progress').value = fraction; },
     });
   } catch (error) {
     report(error);
   } finally {
-    state.streamAbort = null;
+    ui.streamAbort = null;
   }
 }
 
 async function finish() {
-  if (state.finished) return;
-  if (state.mic) return toggleMic();
-  state.streamAbort?.abort();
-  await feed(new Int16Array(0), true);
+  if (controller.finished) return;
+  if (ui.mic) return toggleMic();
+  ui.streamAbort?.abort();
+  if (await controller.finish()) markFinished();
 }
 
 async function endSession() {
-  state.streamAbort?.abort();
-  if (state.mic) { await state.mic.stop(); state.mic = null; }
-  state.probe?.stop();
-  player.stop();
-  rtcPlayer.stop();
-  state.socket?.close();
-  state.socket = null;
+  ui.streamAbort?.abort();
+  if (ui.mic) { await ui.mic.stop(); ui.mic = null; }
+  ui.probe?.stop();
   status.unwatch();
-  const client = state.client;
-  state.client = null;
-  try { await client?.cleanup(); } catch (error) { report(error); }
+  try { await controller.end(); } catch (error) { report(error); }
   status.state('ended');
   showMic(false);
   setBusy(false);
@@ -302,7 +253,7 @@ async function endSession() {
 $('audio-file').addEventListener('change', () => {
   const [file] = $('audio-file').files;
   $('audio-name').textContent = file ? `Chosen: ${file.name}` : 'No audio file chosen.';
-  setBusy(Boolean(state.client));
+  setBusy(controller.active);
 });
 $('start').addEventListener('click', startSession);
 $('end').addEventListener('click', endSession);
@@ -310,4 +261,4 @@ $('mic').addEventListener('click', () => toggleMic().catch(report));
 $('stream-file').addEventListener('click', streamFile);
 $('finish').addEventListener('click', () => finish().catch(report));
 $('interrupt').addEventListener('click', () => interruptSpeech().catch(report));
-window.addEventListener('pagehide', () => { state.client?.cleanup({ keepalive: true }).catch(() => {}); });
+window.addEventListener('pagehide', () => { controller.client?.cleanup({ keepalive: true }).catch(() => {}); });

@@ -12,7 +12,16 @@
 // cleanup) so that existing pages keep working, and adds what live use needs: typed errors carrying
 // the HTTP status and Retry-After, retrying "server busy" answers, and waiting for the first segment.
 
-const API = '/api/audio-driven/chunked';
+/** The one path prefix of the chunked-streaming API: every other module imports it from here. */
+export const API = '/api/audio-driven/chunked';
+
+/** ws:// or wss:// URL of a session's WebSocket, relative to `baseUrl` ('' = this page's origin). */
+export function socketUrl(sessionId, baseUrl = '') {
+  const base = new URL(baseUrl || location.origin);
+  base.protocol = base.protocol === 'https:' ? 'wss:' : 'ws:';
+  base.pathname = `${base.pathname.replace(/\/+$/, '')}${API}/ws/${encodeURIComponent(sessionId)}`;
+  return base.toString();
+}
 
 /** An HTTP answer other than 2xx, with the server's plain-words message. */
 export class FacestreamApiError extends Error {
@@ -176,6 +185,19 @@ export class ChunkedStreamingClient {
     if (isFinal && samples.length === 0) return this.feedAudioChunk(null, true, options);
     const pcm = samples instanceof Int16Array ? samples : floatToPcm16(samples);
     return this.feedAudioChunk(pcm16Blob(pcm), isFinal, options);
+  }
+
+  /**
+   * Barge-in: drops the queued and in-flight speech; the face is idle within ~100 ms of stream time.
+   * @returns the server's answer ({status, session_id, dropped_seconds, ...})
+   */
+  async interrupt({ signal } = {}) {
+    return this.request('POST', `${API}/interrupt/${encodeURIComponent(this.requireSession())}`, undefined, { signal });
+  }
+
+  /** ws:// URL of this session's WebSocket (20 ms PCM in, events out). */
+  socketUrl() {
+    return socketUrl(this.requireSession(), this.serverUrl);
   }
 
   async getStatus({ signal } = {}) {

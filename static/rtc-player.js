@@ -4,7 +4,7 @@
 // Why wait for ICE gathering before posting: the server (aiortc) takes one offer with every
 // candidate in it and answers likewise (no trickle ICE), so one round trip sets up the call.
 
-const API = '/api/audio-driven/chunked';
+import { API } from './chunked-streaming-client.js';
 
 /** Resolves once `pc` has gathered its candidates (or after `timeoutMs`, with what it has). */
 export function iceGatheringDone(pc, timeoutMs = 3000) {

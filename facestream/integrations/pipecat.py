@@ -39,6 +39,7 @@ from pipecat.frames.frames import (
     OutputImageRawFrame,
     StartFrame,
     TTSAudioRawFrame,
+    TTSStartedFrame,
     TTSStoppedFrame,
     UserStartedSpeakingFrame,
 )
@@ -49,6 +50,9 @@ from facestream.runtime import AvatarOptions, AvatarRuntime
 from models.types import FPS
 
 NS_PER_FRAME = 1_000_000_000 // FPS
+STALE_AUDIO_S = 0.3
+"""After an interruption, TTS audio still in flight (queued upstream before the interruption
+overtook it) is dropped until the next ``TTSStartedFrame``, a new TTS context, or this long."""
 DRAIN_TIMEOUT_S = 30.0
 """On EndFrame the buffered speech is played out first, for at most this long."""
 
@@ -92,6 +96,8 @@ class FacestreamVideoService(FrameProcessor):
         self._factory = backend_factory
         self._backend: AvatarBackend | None = None
         self._pace_task: asyncio.Task | None = None
+        self._muted_until = 0.0  # monotonic deadline of the post-interruption audio drop
+        self._muted_context: str | None = None
         self.interruptions: list[float] = []  # monotonic times of handled interruptions (diagnostics)
 
     @classmethod
@@ -109,8 +115,11 @@ class FacestreamVideoService(FrameProcessor):
         if isinstance(frame, StartFrame):
             await self.push_frame(frame, direction)
             await self._start()
+        elif isinstance(frame, TTSStartedFrame):
+            self._muted_until = 0.0
+            await self.push_frame(frame, direction)
         elif isinstance(frame, TTSAudioRawFrame) and direction == FrameDirection.DOWNSTREAM:
-            if self._backend is not None:
+            if self._backend is not None and not self._stale(frame):
                 pcm = np.frombuffer(frame.audio, dtype=np.int16)
                 if frame.num_channels > 1:
                     pcm = pcm.reshape(-1, frame.num_channels).mean(axis=1).astype(np.int16)
@@ -123,6 +132,7 @@ class FacestreamVideoService(FrameProcessor):
             if self._backend is not None:
                 await self._backend.clear()
                 self.interruptions.append(time.monotonic())
+                self._muted_until = time.monotonic() + STALE_AUDIO_S
             await self.push_frame(frame, direction)
         elif isinstance(frame, EndFrame):
             await self._drain()
@@ -133,6 +143,17 @@ class FacestreamVideoService(FrameProcessor):
             await self.push_frame(frame, direction)
         else:
             await self.push_frame(frame, direction)
+
+    def _stale(self, frame: TTSAudioRawFrame) -> bool:
+        if not self._muted_until:
+            self._muted_context = frame.context_id
+            return False
+        fresh = frame.context_id is not None and frame.context_id != self._muted_context
+        if fresh or time.monotonic() >= self._muted_until:
+            self._muted_until = 0.0
+            self._muted_context = frame.context_id
+            return False
+        return True
 
     async def cleanup(self) -> None:
         await super().cleanup()

@@ -6,11 +6,12 @@ import numpy as np
 
 from models.errors import InvalidAudioError
 from models.motion.blinks import BlinkTrack
+from models.motion.closure import BlockSpectrum, acoustic_closure, block_spectrum
 from models.motion.gaze import GazeTrack
 from models.motion.head import HeadMotion
 from models.motion.loudness import LoudnessTracker
 from models.motion.recognizer import PhoneRecognizer
-from models.motion.visemes import COARTICULATION_WEIGHTS, blend, viseme_for
+from models.motion.visemes import BILABIALS, COARTICULATION_WEIGHTS, LABIODENTALS, blend, viseme_for
 from models.types import SAMPLES_PER_FRAME, EngineParams, MotionFrame
 
 LOOKAHEAD_FRAMES = 5
@@ -46,6 +47,7 @@ class MotionStream:
         self._level: dict[int, float] = {}
         self._voiced: dict[int, bool] = {}
         self._phones: dict[int, str] = {}
+        self._spectra: dict[int, BlockSpectrum] = {}
         self._loudness = LoudnessTracker()
         self._recognizer = PhoneRecognizer()
         self._blinks = BlinkTrack(params.seed)
@@ -103,6 +105,7 @@ class MotionStream:
         loud = self._loudness.update(block)
         self._level[k] = loud.level
         self._voiced[k] = loud.voiced
+        self._spectra[k] = block_spectrum(block)
         self._phones.update(self._recognizer.push_block(k, block, loud.voiced))
         self._blocks = k + 1
 
@@ -112,7 +115,7 @@ class MotionStream:
             frames.append(self._frame(self._emitted))
             self._emitted += 1
         horizon = self._emitted - 3
-        for table in (self._level, self._voiced, self._phones):
+        for table in (self._level, self._voiced, self._phones, self._spectra):
             for old in [i for i in table if i < horizon]:
                 del table[old]
         return frames
@@ -125,6 +128,10 @@ class MotionStream:
         shape = blend([viseme_for(self._phones.get(n + d)) for d in range(-_HALF, _HALF + 1)])
         # a frame below the voice floor is closed outright: smoothing must not leak into pauses
         jaw = envelope * (0.6 + 0.4 * shape.openness) if level.get(n, 0.0) > 0.0 else 0.0
+        closure, labiodental = self._closure(n) if activity > 0.0 else (0.0, 0.0)
+        # a closure is a constraint, not a shape to blend: loudness must not hold the lips apart
+        jaw *= (1.0 - closure) * (1.0 - 0.7 * labiodental)
+        press = max(closure, 0.45 * labiodental)
         blink_left, blink_right = self._blinks.frame(n)
         pitch, yaw, roll = self._head.frame(n, activity, level.get(n, 0.0))
         gaze_x, gaze_y = self._gaze.frame(n)
@@ -134,7 +141,7 @@ class MotionStream:
             index=n,
             jaw_open=_clip(jaw, 0.0, 1.0),
             mouth_width=_clip(shape.width * activity, -1.0, 1.0),
-            lip_press=_clip(shape.press * activity, 0.0, 1.0),
+            lip_press=_clip(press, 0.0, 1.0),
             speech=activity,
             blink_left=blink_left,
             blink_right=blink_right,
@@ -144,6 +151,19 @@ class MotionStream:
             gaze_x=_clip(gaze_x + style_gaze[0], -1.0, 1.0),
             gaze_y=_clip(gaze_y + style_gaze[1], -1.0, 1.0),
         )
+
+    def _closure(self, n: int) -> tuple[float, float]:
+        """(bilabial closure, labiodental press) at frame n, both 0..1.
+
+        Closure is held on every frame of a recognised M/B/P (through the murmur of an M) and on
+        every frame whose sound is a closure dip (``closure``); the lips start to meet one frame
+        early (anticipation) and release on the next frame, where loudness opens the vowel."""
+        phone = self._phones.get
+        here = 1.0 if phone(n) in BILABIALS else acoustic_closure(self._spectra, self._voiced, n)
+        ahead = 1.0 if phone(n + 1) in BILABIALS else acoustic_closure(self._spectra, self._voiced, n + 1)
+        closure = max(here, 0.3 * ahead)
+        labiodental = 1.0 if phone(n) in LABIODENTALS else 0.0
+        return closure, labiodental
 
 
 def validate_pcm(pcm: np.ndarray) -> np.ndarray:

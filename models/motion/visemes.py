@@ -33,6 +33,8 @@ _CLASSES: list[tuple[Viseme, tuple[str, ...]]] = [
     (Viseme(0.45, -0.55, 0.0), ("SH", "ZH", "CH", "JH", "R")),  # protruded
     (Viseme(0.55, 0.10, 0.0), ("K", "G", "NG", "HH", "Y")),  # back consonants
 ]
+BILABIALS = frozenset({"M", "B", "P"})
+LABIODENTALS = frozenset({"F", "V"})
 PHONE_VISEMES: dict[str, Viseme] = {p: v for v, phones in _CLASSES for p in phones}
 
 COARTICULATION_WEIGHTS: tuple[float, ...] = (0.10, 0.20, 0.40, 0.20, 0.10)

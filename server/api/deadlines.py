@@ -14,6 +14,8 @@ level:
 * a **head size cap**: bytes received while the head is incomplete beyond ``max_header_bytes`` →
   ``431`` and close (h11 has ``h11_max_incomplete_event_size``; httptools has no limit of its own).
 
+It also turns uvicorn's own ``X-Forwarded-For`` handling off (see ``uvicorn_options``).
+
 ``uvicorn_options(settings)`` returns the keyword arguments for ``uvicorn.Config``/``uvicorn.run``;
 the CLI passes them, and so do the hostile tests (tests/integration/test_hostile_*.py).
 """
@@ -100,4 +102,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "http": head_guarded_protocol(settings.header_timeout_s, settings.max_header_bytes),
         "timeout_keep_alive": max(1, round(settings.keep_alive_timeout_s)),
         "h11_max_incomplete_event_size": settings.max_header_bytes,
+        # uvicorn would otherwise rewrite the client address from X-Forwarded-For for any peer in
+        # its forwarded_allow_ips (127.0.0.1 by default): every local process could pick its
+        # address. server.api.ratelimit.ProxyResolver believes only settings.trusted_proxies.
+        "proxy_headers": False,
     }

@@ -32,6 +32,6 @@ async def frame_times(request: Request, session_id: str) -> dict:
 @router.get("/sessions/{session_id}/ingest-times", dependencies=[Depends(auth.watch)])
 async def ingest_times(request: Request, session_id: str) -> dict:
     port = request.app.state.registry.realtime(session_id)
-    log = getattr(port, "ingest_log", None)
+    log = port.ingest_log
     records = log.pairs() if log is not None else []
     return {"session_id": session_id, "clock": "time.time", "sample_rate": 16000, "arrivals": records}

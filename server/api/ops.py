@@ -36,7 +36,7 @@ async def health(request: Request) -> dict:
     settings = registry.settings
     return {
         "status": "ok",
-        "engine": getattr(registry.engine, "name", settings.engine),
+        "engine": registry.engine.name,
         "live_sessions": registry.live_count(),
         "sessions": len(registry.sessions()),
         "max_sessions": settings.max_sessions,
@@ -52,8 +52,8 @@ RETRY_AFTER_S = 10
 @router.get("/ready")
 async def ready(request: Request) -> JSONResponse:
     state = request.app.state
-    registry = getattr(state, "registry", None)
-    if registry is None or getattr(state, "shutting_down", False):
+    registry = state.registry
+    if registry is None or state.shutting_down:
         body = {"status": "unavailable", "reason": "shutting down" if registry else "starting"}
         return JSONResponse(body, 503, {"Retry-After": str(RETRY_AFTER_S)})
     live, limit = registry.live_count(), registry.settings.max_sessions

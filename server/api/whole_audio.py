@@ -48,13 +48,8 @@ def _registry(request: Request) -> SessionRegistry:
 
 
 def _batch(request: Request) -> BatchRenderer:
-    """One BatchRenderer per app, made on first use (it needs the registry's engine and executor)."""
-    renderer = getattr(request.app.state, "batch_renderer", None)
-    registry = _registry(request)
-    if renderer is None or renderer.executor is not registry.executor:
-        renderer = BatchRenderer(registry.settings, registry.engine, registry.executor)
-        request.app.state.batch_renderer = renderer
-    return renderer
+    """The app's one BatchRenderer (made in the lifespan, next to the registry it shares)."""
+    return request.app.state.batch_renderer
 
 
 @dataclass(frozen=True, slots=True)

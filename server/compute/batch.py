@@ -91,8 +91,12 @@ class BatchRenderer:
             stream = await self._blocking(self.engine.open_stream, avatar, params)
             done: asyncio.Future[BaseException | None] = loop.create_future()
 
+            def settle(error: BaseException | None) -> None:
+                if not done.done():
+                    done.set_result(error)
+
             def on_done(error: BaseException | None) -> None:
-                loop.call_soon_threadsafe(lambda: done.done() or done.set_result(error))
+                loop.call_soon_threadsafe(settle, error)
 
             defer = self.settings.batch_defer_s
             job = OfflineRender(stream, timeline, writer, self.executor, on_done, defer_s=defer)

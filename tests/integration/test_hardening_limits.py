@@ -154,7 +154,11 @@ def test_ready_is_503_at_capacity_and_metrics_show_sessions_lateness_and_errors(
             ]
             == 1
         )
-        assert values['facestream_queue_depth{queue="inference_jobs"}'] >= 0
+        depths = {q: values[f'facestream_queue_depth{{queue="{q}"}}']
+            for q in ("inference_jobs", "blocking_jobs")}
+        assert all(float(v).is_integer() for v in depths.values()), depths
+        # a streaming session's producer keeps rendered frames ahead of the playhead
+        assert values['facestream_queue_depth{queue="rendered_frames"}'] >= 1
         assert values["facestream_ffmpeg_restarts_total"] == 0
         ticks = values["facestream_ticks_total"]
         assert client.delete(f"{API}/session/{sid}").status_code == 200

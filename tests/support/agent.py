@@ -37,10 +37,14 @@ def run_probe(module: str, *args: str, timeout: float = 240.0) -> dict[str, Any]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(
         [str(agent_python()), "-m", module, *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
     if proc.returncode != 0 or not lines:
         sys.stderr.write(proc.stderr[-6000:])
         raise AssertionError(f"{module} exited {proc.returncode} without a result")
-    return json.loads(lines[-1][len(MARK):])
+    return json.loads(lines[-1][len(MARK) :])

@@ -115,3 +115,14 @@ class HeldRunner:
         for _, job in sorted(jobs, key=lambda j: j[0]):
             job()
         return len(jobs)
+
+    def close_session(self, close: Callable[[], None], timeout: float = 10.0) -> None:
+        """Call ``close`` (which waits for the producer to go idle) while running what it waits on."""
+        closer = threading.Thread(target=close, name="closer")
+        closer.start()
+        end = time.monotonic() + timeout
+        while closer.is_alive() and time.monotonic() < end:
+            self.run_pending()
+            closer.join(0.01)
+        if closer.is_alive():
+            raise TimeoutError("close did not return")

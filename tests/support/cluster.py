@@ -178,7 +178,11 @@ def running_cluster(names: Sequence[str], node_args: Sequence[str] = ()) -> Iter
             cfg = workdir / "lb" / "haproxy.cfg"
             cfg.write_text(cluster_config([(n.name, n.port) for n in nodes.values()]))
             lb_port, admin = free_port(), workdir / "lb" / "admin.sock"
-            env = {**os.environ, "FACESTREAM_LB_BIND": f"127.0.0.1:{lb_port}", "FACESTREAM_LB_ADMIN": str(admin)}
+            env = {
+                **os.environ,
+                "FACESTREAM_LB_BIND": f"127.0.0.1:{lb_port}",
+                "FACESTREAM_LB_ADMIN": str(admin),
+            }
             with (workdir / "haproxy.log").open("wb") as log:
                 haproxy = subprocess.Popen(
                     [HAPROXY, "-db", "-f", str(cfg)], env=env, stdout=log, stderr=subprocess.STDOUT

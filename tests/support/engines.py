@@ -4,6 +4,7 @@ timeline index as a barcode and its loudness, so a test reads A/V alignment off 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -27,8 +28,11 @@ class ProbeStream:
             self.contexts.append(len(context))
         self._audio = np.concatenate([self._audio, pcm.astype(np.float32)])
         self.pushed += len(pcm)
+        return self._emit(lambda n: (n + 1 + self.lookahead_frames) * SAMPLES_PER_FRAME <= self.pushed)
+
+    def _emit(self, ready: Callable[[int], bool]) -> list[VideoFrame]:
         out = []
-        while (self._next + 1 + self.lookahead_frames) * SAMPLES_PER_FRAME <= self.pushed:
+        while ready(self._next):
             a = self._next * SAMPLES_PER_FRAME - self._base
             seg = self._audio[a : a + SAMPLES_PER_FRAME]
             rms = float(np.sqrt(np.mean(seg.astype(np.float64) ** 2))) if len(seg) else 0.0
@@ -43,7 +47,8 @@ class ProbeStream:
         return out
 
     def flush(self) -> list[VideoFrame]:
-        return []
+        """Every frame whose audio was pushed, the last one possibly partial (the contract)."""
+        return self._emit(lambda n: n * SAMPLES_PER_FRAME < self.pushed)
 
     def close(self) -> None:
         pass

@@ -87,7 +87,9 @@ class Resources:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 rss = int(line.split()[1]) / 1024
-        return Resources(len(os.listdir("/proc/self/fd")), threading.active_count(), rss, len(ffmpeg_children()))
+        return Resources(
+            len(os.listdir("/proc/self/fd")), threading.active_count(), rss, len(ffmpeg_children())
+        )
 
     def delta(self, later: Resources) -> dict[str, float]:
         return {

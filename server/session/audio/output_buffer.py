@@ -26,6 +26,12 @@ class OutputAudioBuffer:
     def written(self) -> int:
         return self._written
 
+    @property
+    def held_samples(self) -> int:
+        """Samples kept in memory (what the clock may still read)."""
+        with self._lock:
+            return sum(len(data) for _, data in self._parts)
+
     def append(self, pcm: np.ndarray) -> None:
         """Append float32 samples in [-1, 1] (stored as int16)."""
         if len(pcm) == 0:

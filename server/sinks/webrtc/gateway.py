@@ -227,6 +227,8 @@ def offer_sends_audio(sdp: str) -> bool:
     """Whether an offer sends audio (a microphone: control of the session, not only watching).
 
     Unparsable offers answer True so that they need the stronger right; the gateway refuses them."""
+    if not sdp.startswith("v=0"):
+        return True
     try:
         parsed = SessionDescription.parse(sdp)
     except Exception:

@@ -6,11 +6,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 
-import { ChunkedStreamingClient, FacestreamApiError, pcm16ToWav } from '../../static/chunked-streaming-client.js';
+import { ChunkedStreamingClient, FacestreamApiError, pcm16ToWav } from '../../../static/chunked-streaming-client.js';
 import { serverUrl } from './chromium.mjs';
 import { readWav } from './wav.mjs';
 
-const ROOT = new URL('../../', import.meta.url).pathname;
+const ROOT = new URL('../../../', import.meta.url).pathname;
 const face = () => new Blob([readFileSync(join(ROOT, 'assets/sample_face.jpg'))], { type: 'image/jpeg' });
 const speech = readWav(join(ROOT, 'assets/sample_speech.wav'));
 

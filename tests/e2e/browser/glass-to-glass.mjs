@@ -20,7 +20,49 @@ const { values } = parseArgs({
   },
 });
 const url = values.url.replace(/\/+$/, '');
-const ROOT = new URL('../../', import.meta.url).pathname;
+const ROOT = new URL('../../../', import.meta.url).pathname;
+
+/**
+ * Runs in the page: what the player did, to explain freezes. Every 100 ms the playhead, the buffer
+ * ahead of it, the rate and hls.js's latency/target; every video 'waiting'/'playing'/'stalled'
+ * event; hls.js's non-fatal errors (bufferStalledError, …); per loaded part or segment when its
+ * request started and ended; per playlist load how long it took (a blocking reload is held).
+ */
+function recordPlayer() {
+  const video = document.getElementById('video');
+  const hls = window.facestream.player.hls;
+  const log = { samples: [], events: [], errors: [], frags: [], playlists: [] };
+  window.facestream.playerLog = log;
+  const now = () => performance.timeOrigin + performance.now();
+  const ahead = () => {
+    const t = video.currentTime;
+    for (let i = 0; i < video.buffered.length; i++) {
+      if (video.buffered.start(i) <= t + 0.05 && t <= video.buffered.end(i)) return video.buffered.end(i) - t;
+    }
+    return 0;
+  };
+  setInterval(() => {
+    log.samples.push({
+      at: now(), t: video.currentTime, ahead: ahead(), rate: video.playbackRate, ready: video.readyState,
+      latency: hls?.latency ?? null, target: hls?.targetLatency ?? null,
+    });
+  }, 100);
+  for (const type of ['waiting', 'playing', 'stalled', 'seeking', 'seeked']) {
+    video.addEventListener(type, () => log.events.push({ type, at: now(), t: video.currentTime, ahead: ahead() }));
+  }
+  if (!hls) return;
+  const { Events } = window.Hls;
+  const wall = (ms) => performance.timeOrigin + ms;
+  hls.on(Events.ERROR, (_e, d) => log.errors.push({ at: now(), details: d.details, fatal: d.fatal, t: video.currentTime, ahead: ahead() }));
+  hls.on(Events.FRAG_LOADED, (_e, d) => {
+    const st = (d.part ?? d.frag).stats.loading;
+    log.frags.push({ sn: d.frag.sn, part: d.part?.index ?? null, start: wall(st.start), end: wall(st.end), bytes: (d.part ?? d.frag).stats.loaded });
+  });
+  hls.on(Events.LEVEL_LOADED, (_e, d) => {
+    const st = d.stats.loading;
+    log.playlists.push({ start: wall(st.start), end: wall(st.end) });
+  });
+}
 
 const { context, close } = await launch();
 try {
@@ -37,6 +79,7 @@ try {
   await page.setInputFiles('#audio-file', values.audio || join(ROOT, 'assets/sample_speech.wav'));
   await page.getByRole('button', { name: 'Stream the file' }).click();
   await page.waitForFunction(() => window.facestream.probe?.firstFrameAt, null, { timeout: 20000 });
+  await page.evaluate(recordPlayer);
 
   // hls.js's own estimates, sampled twice a second while the probe records.
   const hlsSamples = [];
@@ -59,6 +102,7 @@ try {
     timings: window.facestream.timings,
     clock: window.facestream.clock,
     fatal: window.facestream.player.fatalErrors,
+    player: window.facestream.playerLog ?? null,
   }));
   const answer = await fetch(`${url}/api/debug/sessions/${seen.sessionId}/frame-times`);
   const frameTimes = answer.ok ? await answer.json() : { error: `HTTP ${answer.status}` };

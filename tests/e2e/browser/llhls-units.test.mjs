@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { catchUpRate, skipAhead } from '../../static/ll-sync.js';
+import { catchUpRate, skipAhead } from '../../../static/ll-sync.js';
 
 test('plays at normal speed at or near the target latency', () => {
   assert.equal(catchUpRate(0.6, 0.6, 0.5), 1);

@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 
 import { launch, serverUrl, watchConsole } from './chromium.mjs';
 
-const ROOT = new URL('../../', import.meta.url).pathname;
+const ROOT = new URL('../../../', import.meta.url).pathname;
 let browser;
 before(async () => { browser = await launch(); });
 after(async () => { await browser?.close(); });

@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 
 import { launch, serverUrl, watchConsole } from './chromium.mjs';
 
-const ROOT = new URL('../../', import.meta.url).pathname;
+const ROOT = new URL('../../../', import.meta.url).pathname;
 const SHOTS = process.env.FACESTREAM_SCREENSHOT_DIR || join(ROOT, 'benchmarks/out');
 mkdirSync(SHOTS, { recursive: true });
 

@@ -1,5 +1,6 @@
 // Unit tests of the page's pure pieces in node (no server, no browser): PCM helpers, the real-time
-// file scheduler and the microphone worklet's resampler (AudioWorklet globals stubbed minimally).
+// file scheduler, the microphone worklet's resampler (AudioWorklet globals stubbed minimally), and
+// the page's session controller over one transport object (static/session-controller.js).
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -7,8 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 
-import { floatToPcm16, pcm16Blob, pcm16ToWav } from '../../static/chunked-streaming-client.js';
-import { streamRealtime } from '../../static/audio-input.js';
+import {
+  API, ChunkedStreamingClient, floatToPcm16, pcm16Blob, pcm16ToWav, socketUrl,
+} from '../../../static/chunked-streaming-client.js';
+import { streamRealtime } from '../../../static/audio-input.js';
+import { HlsTransport, RtcTransport, SessionController } from '../../../static/session-controller.js';
 import { readWav } from './wav.mjs';
 
 describe('PCM helpers', () => {
@@ -64,7 +68,7 @@ async function loadWorklet(inputRate) {
   globalThis.sampleRate = inputRate;
   globalThis.AudioWorkletProcessor = class { constructor() { this.port = { postMessage: () => {} }; } };
   globalThis.registerProcessor = (_name, cls) => { Processor = cls; };
-  await import(`../../static/pcm-capture-worklet.js?rate=${inputRate}`);
+  await import(`../../../static/pcm-capture-worklet.js?rate=${inputRate}`);
   return Processor;
 }
 
@@ -99,4 +103,62 @@ describe('microphone worklet', () => {
       assert.ok(worst < 0.01 * 0x7fff, `max error ${worst}`);
     });
   }
+});
+
+// -- the page's session contract (static/session-controller.js): one transport object -------------
+
+test('one API constant and the socket URL built from it', () => {
+  assert.equal(API, '/api/audio-driven/chunked');
+  assert.equal(socketUrl('ab12', 'https://h.example:8443'), `wss://h.example:8443${API}/ws/ab12`);
+  assert.equal(socketUrl('ab12', 'http://127.0.0.1:9999/'), `ws://127.0.0.1:9999${API}/ws/ab12`);
+  const client = new ChunkedStreamingClient('http://127.0.0.1:9999');
+  client.sessionId = 'cd34';
+  assert.equal(client.socketUrl(), `ws://127.0.0.1:9999${API}/ws/cd34`);
+});
+
+test('both transports answer the same calls', () => {
+  const calls = ['start', 'send', 'final', 'interrupt', 'stop'];
+  for (const Transport of [HlsTransport, RtcTransport]) {
+    for (const name of calls) assert.equal(typeof Transport.prototype[name], 'function', `${Transport.name}.${name}`);
+  }
+});
+
+test('the controller drives whichever transport was chosen, and logs what was sent', async () => {
+  const log = [];
+  const fake = (name) => ({
+    name, via: name, pending: 0, chunkSeconds: name === 'webrtc' ? 0.02 : null,
+    async start(client) { log.push([name, 'start', client.sessionId]); },
+    async send(pcm, isFinal) {
+      log.push([name, 'send', pcm.length, isFinal]);
+      if (pcm.length === 3) throw new Error('refused');
+      return { session_id: 's1' };
+    },
+    async interrupt() { log.push([name, 'interrupt']); return { dropped_seconds: 1 }; },
+    stop() { log.push([name, 'stop']); },
+  });
+  const errors = [];
+  const controller = new SessionController({ hls: fake('hls'), webrtc: fake('webrtc') }, { onError: (e) => errors.push(e.message) });
+  const realInit = ChunkedStreamingClient.prototype.initSession;
+  const realCleanup = ChunkedStreamingClient.prototype.cleanup;
+  ChunkedStreamingClient.prototype.initSession = async function () { this.sessionId = 's1'; this.chunkDuration = 0.5; this.session = {}; return this.session; };
+  ChunkedStreamingClient.prototype.cleanup = async function () { log.push(['client', 'cleanup']); this.sessionId = null; };
+  try {
+    await controller.start(new Blob([]), {}, 'webrtc');
+    assert.equal(controller.chunkSeconds, 0.02);
+    assert.equal(await controller.feed(new Int16Array(4)), true);
+    assert.equal(await controller.feed(new Int16Array(3)), false);
+    assert.deepEqual(errors, ['refused']);
+    assert.deepEqual(await controller.interrupt(), { dropped_seconds: 1 });
+    assert.equal(await controller.finish(), true);
+    assert.equal(await controller.finish(), false, 'finish is sent once');
+    assert.deepEqual(controller.feeds.map((f) => [f.ok, f.isFinal, f.via]), [[true, false, 'webrtc'], [false, false, 'webrtc'], [true, true, 'webrtc']]);
+    await controller.end();
+    assert.equal(controller.active, false);
+  } finally {
+    ChunkedStreamingClient.prototype.initSession = realInit;
+    ChunkedStreamingClient.prototype.cleanup = realCleanup;
+  }
+  assert.deepEqual(log.map((l) => l.slice(0, 2).join(' ')), [
+    'webrtc start', 'webrtc send', 'webrtc send', 'webrtc interrupt', 'webrtc send', 'webrtc stop', 'client cleanup',
+  ]);
 });

@@ -71,21 +71,52 @@ def test_offline_render_writes_every_frame_once_in_order() -> None:
         executor.close()
 
 
-def test_offline_render_yields_to_earlier_deadlines_and_can_be_cancelled() -> None:
+class _OrderSink(_Sink):
+    """Records each render write into a list shared with other jobs, to see who ran first."""
+
+    def __init__(self, order: list[str]) -> None:
+        super().__init__()
+        self.order = order
+
+    def write(self, frame: VideoFrame, audio: AudioSlice) -> None:
+        self.order.append("render")
+        super().write(frame, audio)
+
+
+def test_offline_render_yields_to_an_earlier_deadline() -> None:
     executor = InferenceExecutor(1)
     order: list[str] = []
     gate = threading.Event()
     try:
         t = TimelineAudio.from_decoded(DecodedAudio(np.zeros(16000 * 2, np.float32), 16000, "raw"), 48000)
-        executor.submit(0.0, lambda: gate.wait(5))  # occupy the only worker
+        executor.submit(0.0, lambda: gate.wait(5))  # occupy the only worker while both are queued
         done: list[BaseException | None] = []
-        job = OfflineRender(_Stream(), t, _Sink(), executor, done.append, step_frames=5, defer_s=100.0)
+        sink = _OrderSink(order)
+        job = OfflineRender(_Stream(), t, sink, executor, done.append, step_frames=5, defer_s=100.0)
         job.start()
-        executor.submit(1.0, lambda: order.append("live"))  # due earlier than the render's step
+        executor.submit(1.0, lambda: order.append("live"))  # due long before the render's deferred steps
+        gate.set()
+        assert job.wait(10)
+        assert done == [None]
+        assert order[0] == "live" and order.count("render") == t.frames, order[:5]
+    finally:
+        executor.close()
+
+
+def test_a_cancelled_offline_render_writes_nothing_more_and_reports_cancellation() -> None:
+    executor = InferenceExecutor(1)
+    gate = threading.Event()
+    try:
+        t = TimelineAudio.from_decoded(DecodedAudio(np.zeros(16000 * 2, np.float32), 16000, "raw"), 48000)
+        executor.submit(0.0, lambda: gate.wait(5))
+        done: list[BaseException | None] = []
+        sink = _Sink()
+        job = OfflineRender(_Stream(), t, sink, executor, done.append, step_frames=5, defer_s=100.0)
+        job.start()
         job.cancel()
         gate.set()
         assert job.wait(5)
-        assert order == ["live"] and isinstance(done[0], RenderCancelledError)
+        assert sink.ticks == [] and isinstance(done[0], RenderCancelledError)
     finally:
         executor.close()
 

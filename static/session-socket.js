@@ -1,21 +1,14 @@
 // The session's WebSocket (/api/audio-driven/chunked/ws/{id}): PCM16 in as binary messages, control
 // messages ({"type": "final" | "interrupt" | "keepalive"}) as text, server events back as JSON.
-// Used by the page for microphone audio on the sub-second (WebRTC) path.
+// The WebRTC transport (session-controller.js) sends the microphone over it in 20 ms messages.
 
-const API = '/api/audio-driven/chunked';
-
-/** ws:// or wss:// URL of a session's socket, relative to `baseUrl` ('' = this page's origin). */
-export function socketUrl(sessionId, baseUrl = '') {
-  const base = new URL(baseUrl || location.origin);
-  base.protocol = base.protocol === 'https:' ? 'wss:' : 'ws:';
-  base.pathname = `${API}/ws/${encodeURIComponent(sessionId)}`;
-  return base.toString();
-}
-
-export class RtcSocket {
-  /** @param {{onEvent?: (event: object) => void, maxBufferedBytes?: number}} [options] */
-  constructor(sessionId, { baseUrl = '', onEvent = () => {}, maxBufferedBytes = 256 * 1024 } = {}) {
-    this.url = socketUrl(sessionId, baseUrl);
+export class SessionSocket {
+  /**
+   * @param {string} url the session's socket URL (`client.socketUrl()`)
+   * @param {{onEvent?: (event: object) => void, maxBufferedBytes?: number}} [options]
+   */
+  constructor(url, { onEvent = () => {}, maxBufferedBytes = 256 * 1024 } = {}) {
+    this.url = url;
     this.onEvent = onEvent;
     this.maxBufferedBytes = maxBufferedBytes;
     this.ws = null;
