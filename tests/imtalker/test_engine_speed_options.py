@@ -152,19 +152,25 @@ def test_short_first_window_changes_only_the_grid_not_the_default(tiny_folder: P
 
 
 def test_half_precision_option_runs_the_models_in_half(tiny_folder: Path, engine: ImTalkerEngine) -> None:
-    """dtype='bf16' really autocasts (encodings come out bf16) and stays near fp32 frames."""
+    """dtype='bf16' really autocasts (encodings come out bf16), keeps the ODE state and context
+    fp32, and its motion codes stay within the bound the real-size test measures (here max
+    0.073 / mean 0.015 vs fp32, like the real size's 0.070 / 0.016). Frames are only checked
+    to differ: the generated-weight decoder turns any rounding into frame differences as large
+    as another portrait's (both ~20 levels mean at this size), see test_half_precision.py."""
     half = tiny_engine(tiny_folder, dtype="bf16")
     portrait = half.encode_portrait(portrait_image(0))
     assert portrait.appearance[0].dtype == torch.bfloat16
     audio = speech_like(WINDOW_SAMPLES, seed=0)
     [ref] = open_streams(engine, 1)
     [low] = open_streams(half, 1)
-    got, want = stack(low.push_audio(audio)), stack(ref.push_audio(audio))
-    assert got.shape == want.shape
-    assert low.context.prev_x.dtype == torch.float32  # the ODE state and context stay fp32
-    # Measured 20.5 levels (the generated-weight decoder amplifies rounding, as at the real
-    # size: test_half_precision.py); unrelated frames differ by ~60, a broken cast by ~128.
-    assert 0 < np.abs(got - want).mean() < 40.0
+    [(want, _)] = engine.sample_windows([(ref, audio)], 4, 2.0)
+    [(got, context)] = half.sample_windows([(low, audio)], 4, 2.0)
+    assert got.dtype == context.prev_x.dtype == torch.float32
+    diff = (got - want).abs()
+    assert 0 < diff.mean() <= 0.04 and diff.max() <= 0.2
+    frames = half.render_frames(got[0, :3], low.portrait)
+    assert frames.shape == (3, TINY.render_size, TINY.render_size, 3) and frames.std() > 1.0
+    assert not np.array_equal(frames, engine.render_frames(want[0, :3], ref.portrait))
 
 
 def test_dtype_names() -> None:

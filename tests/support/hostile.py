@@ -128,6 +128,9 @@ class Healthy:
     """A live session that keeps talking (a 1 s chunk every ~0.8 s from its own thread) while an
     attack runs; ``share()`` is its stale-tick share over the watch, ``p99_ms`` its lateness."""
 
+    MIN_WATCH_S = 8.0
+    """At least 200 ticks per watch, so that 1 % is two stale ticks, not zero."""
+
     def __init__(self, url: str, image: bytes, token: str | None = None) -> None:
         self.client = httpx.Client(base_url=url, timeout=30)
         r = init(self.client, image, token)
@@ -153,10 +156,12 @@ class Healthy:
 
     def __enter__(self) -> Healthy:
         self._start = self.status()
+        self._t0 = time.monotonic()
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
+        self._stop.wait(max(0.0, self.MIN_WATCH_S - (time.monotonic() - self._t0)))
         self._stop.set()
         self._thread.join(10)
         self.end = self.status()

@@ -26,7 +26,8 @@ def test_stale_tick_repeats_the_previous_picture_and_keeps_the_audio() -> None:
         assert session.stale_ticks == 0 and len(sink.ticks) == PREROLL
         assert runner.run_pending() == 1  # the producer catches up to the horizon
         clock.step(3)
-        assert [sink.picture_of(t) for t in range(PREROLL, PREROLL + 3)] == [PREROLL, PREROLL + 1, PREROLL + 2]
+        shown = [sink.picture_of(t) for t in range(PREROLL, PREROLL + 3)]
+        assert shown == [PREROLL, PREROLL + 1, PREROLL + 2]
         assert session.stale_ticks == 0
         clock.step(2)  # compute holds back: two stale ticks show the last picture again
         shown = [sink.picture_of(t) for t in range(PREROLL + 3, PREROLL + 5)]
@@ -46,7 +47,7 @@ def test_stale_tick_repeats_the_previous_picture_and_keeps_the_audio() -> None:
 def test_preroll_is_emitted_at_once_and_left_out_of_lateness() -> None:
     clock, runner = SteppedClock(), InlineRunner()
     start = clock.now()
-    session, sink = make_session(clock, runner)
+    session, _sink = make_session(clock, runner)
     session.start()
     try:
         clock.wait_parked()

@@ -14,14 +14,20 @@ import numpy as np
 from models.types import FPS, SAMPLES_PER_FRAME
 from server.session.session import INTERRUPT_KEEP_FRAMES
 from tests.support.clock import HeldRunner, InlineRunner, SteppedClock
-from tests.unit.server.session.helpers import RewindableProbe, SkippingTimedProbe, TimedProbe, make_session, speech
+from tests.unit.server.session.helpers import (
+    RewindableProbe,
+    SkippingTimedProbe,
+    TimedProbe,
+    make_session,
+    speech,
+)
 
 PREROLL = round(0.3 * FPS)
 
 
 def test_producer_keeps_the_stream_horizon_frames_ahead_of_the_clock() -> None:
     clock, runner = SteppedClock(), InlineRunner()
-    session, sink = make_session(clock, runner, margin=3)
+    session, _sink = make_session(clock, runner, margin=3)
     assert session.horizon_frames == session.lookahead + 3 == 6
     session.start()
     try:
@@ -72,8 +78,8 @@ def _overloaded(stream: TimedProbe, clock: SteppedClock, runner: HeldRunner, tic
     session.push_pcm(speech(ticks / FPS + 1), 16_000)
     try:
         while len(sink.ticks) < ticks:
-            while runner.run_pending():  # the producer's jobs; ticks due meanwhile are emitted inside
-                pass
+            while len(sink.ticks) < ticks and runner.run_pending():
+                pass  # the producer's jobs; the ticks due meanwhile are emitted inside them
             clock.step(1)  # nothing left to compute: on to the next tick
         return session, sink
     finally:
@@ -101,7 +107,7 @@ def test_without_skipping_the_same_overload_freezes_the_face() -> None:
     """The control: the cliff the skipping removes (so the test above can fail)."""
     clock, runner = SteppedClock(), HeldRunner()
     stream = TimedProbe(clock, cost_s=0.060)
-    session, sink = _overloaded(stream, clock, runner, ticks=250)
+    session, _sink = _overloaded(stream, clock, runner, ticks=250)
     assert session.frames_skipped == 0
     assert session.frames.dropped_late > 100
     assert session.ticks.longest_stale_run > 50
