@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -62,9 +63,15 @@ class StreamingClientError(RuntimeError):
 
 
 class ChunkedStreamingClient:
-    def __init__(self, server_url: str = "http://127.0.0.1:9999", timeout: float = 60.0) -> None:
+    def __init__(
+        self, server_url: str = "http://127.0.0.1:9999", timeout: float = 60.0, api_key: str | None = None
+    ) -> None:
+        """``api_key``: the server's API key (default: env ``FACESTREAM_API_KEY``; none needed on a
+        loopback server without keys). The session token from ``init`` is then used automatically."""
         self.server_url = server_url.rstrip("/")
         self._http = httpx.Client(base_url=self.server_url, timeout=timeout)
+        self.api_key = api_key if api_key is not None else os.environ.get("FACESTREAM_API_KEY") or None
+        self.session_token: str | None = None
         self.session_id: str | None = None
         self.hls_url: str | None = None
         self.audio_sample_rate = 24000
@@ -98,10 +105,14 @@ class ChunkedStreamingClient:
         path = Path(image_path)
         with open(path, "rb") as f:
             r = self._http.post(
-                f"{API}/init", data=fields, files={"image": (path.name, f, "application/octet-stream")}
+                f"{API}/init",
+                data=fields,
+                files={"image": (path.name, f, "application/octet-stream")},
+                headers=self._key_headers(),
             )
         info = self._json(r)
         self.session_id = info["session_id"]
+        self.session_token = info.get("session_token")
         self.hls_url = self.server_url + info["hls_url"]
         self.audio_sample_rate = int(info.get("audio_sample_rate", audio_sample_rate))
         return info
@@ -120,6 +131,7 @@ class ChunkedStreamingClient:
                 params={"session_id": sid},  # a balancer routes on it (README "Running more than one node")
                 data={"session_id": sid, "is_final_chunk": "true" if is_final else "false"},
                 files={"audio_chunk": ("chunk", audio_bytes, "application/octet-stream")},
+                headers=self._session_headers(),
             )
             if r.status_code == 429:
                 time.sleep(float(r.headers.get("Retry-After", "1")))
@@ -128,7 +140,8 @@ class ChunkedStreamingClient:
         return self._json(r)
 
     def get_status(self) -> dict[str, Any]:
-        return self._json(self._http.get(f"{API}/status/{self._require_session()}"))
+        sid = self._require_session()
+        return self._json(self._http.get(f"{API}/status/{sid}", headers=self._session_headers()))
 
     # -- whole-audio endpoints -------------------------------------------------------------------
     def render(
@@ -141,7 +154,10 @@ class ChunkedStreamingClient:
         out = Path(out_path)
         with (
             self._whole_audio_files(image_path, audio_path) as files,
-            self._http.stream("POST", WHOLE_API, data=_fields(params), files=files, timeout=None) as r,
+            self._http.stream(
+                "POST", WHOLE_API, data=_fields(params), files=files, timeout=None,
+                headers=self._key_headers(),
+            ) as r,  # fmt: skip
         ):
             if r.status_code >= 400:
                 r.read()
@@ -158,9 +174,12 @@ class ChunkedStreamingClient:
         while the clip renders and ends with ``#EXT-X-ENDLIST``). The session is this client's
         current one: ``get_status()`` / ``cleanup()`` / ``recording_url`` apply to it."""
         with self._whole_audio_files(image_path, audio_path) as files:
-            r = self._http.post(f"{WHOLE_API}/stream", data=_fields(params), files=files)
+            r = self._http.post(
+                f"{WHOLE_API}/stream", data=_fields(params), files=files, headers=self._key_headers()
+            )
         info = self._json(r)
         self.session_id = info["session_id"]
+        self.session_token = info.get("session_token")
         self.hls_url = self.server_url + info["hls_url"]
         return self.hls_url
 
@@ -183,13 +202,16 @@ class ChunkedStreamingClient:
         if self.session_id is None:
             return None
         try:
-            return self._json(self._http.delete(f"{API}/session/{self.session_id}"))
+            return self._json(
+                self._http.delete(f"{API}/session/{self.session_id}", headers=self._session_headers())
+            )
         except StreamingClientError as e:
             if e.status != 404:
                 raise
             return None
         finally:
             self.session_id = None
+            self.session_token = None
 
     def close(self) -> None:
         self._http.close()
@@ -201,6 +223,15 @@ class ChunkedStreamingClient:
         self.close()
 
     # -- helpers ---------------------------------------------------------------------------------
+    def _key_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+    def _session_headers(self) -> dict[str, str]:
+        """The session token for session routes (the API key only if init gave none)."""
+        if self.session_token:
+            return {"Authorization": f"Bearer {self.session_token}"}
+        return self._key_headers()
+
     def _require_session(self) -> str:
         if self.session_id is None:
             raise RuntimeError("no session: call init_session() first")
@@ -258,7 +289,7 @@ def _progress(done: int, total: int, status: dict[str, Any]) -> None:
 
 def _whole_file_mode(args: argparse.Namespace) -> int:
     params = {"crop": not args.no_crop, "seed": args.seed}
-    with ChunkedStreamingClient(args.server, timeout=600) as client:
+    with ChunkedStreamingClient(args.server, timeout=600, api_key=args.api_key) as client:
         if args.mode == "render":
             started = time.monotonic()
             out = client.render(args.image, args.audio, args.out, **params)
@@ -280,6 +311,7 @@ def _whole_file_mode(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Stream an audio file to a facestream session in chunks.")
     ap.add_argument("--server", default="http://127.0.0.1:9999")
+    ap.add_argument("--api-key", default=None, help="the server's API key (default: env FACESTREAM_API_KEY)")
     ap.add_argument(
         "--mode", choices=("chunked", "render", "stream"), default="chunked",
         help="chunked: live session fed in chunks; render: whole file → MP4 (--out); "
@@ -301,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.mode != "chunked":
         return _whole_file_mode(args)
 
-    with ChunkedStreamingClient(args.server) as client:
+    with ChunkedStreamingClient(args.server, api_key=args.api_key) as client:
         info = client.init_session(
             args.image, crop=not args.no_crop, seed=args.seed, chunk_duration=args.chunk,
             audio_sample_rate=args.sample_rate,

@@ -11,8 +11,11 @@
                 print(event)
 
 Create the session first with ``ChunkedStreamingClient.init_session`` (or ``POST …/chunked/init``);
-its ``audio_sample_rate`` is the rate of the PCM sent here. ``interrupt()`` is barge-in: the avatar
-stops speaking within ~100 ms of stream time and drops everything queued.
+its ``audio_sample_rate`` is the rate of the PCM sent here. Pass its ``session_token`` as
+``token`` (``AsyncRealtimeClient(url, sid, 24000, token=client.session_token)``) when the server
+has API keys; it travels in the ``Authorization`` header of the WebSocket upgrade.
+``interrupt()`` is barge-in: the avatar stops speaking within ~100 ms of stream time and drops
+everything queued.
 
 Backpressure: when the server's speech queue is full it refuses a message with a ``backpressure``
 event instead of dropping it; ``stream`` then raises ``RealtimeBackpressureError`` naming the
@@ -46,8 +49,20 @@ class AsyncRealtimeClient:
     """One WebSocket to one session. Events are queued (bounded: the oldest go first when a caller
     never reads them; the count is in ``events_dropped``)."""
 
-    def __init__(self, server_url: str, session_id: str, sample_rate: int, *, message_ms: int = 20) -> None:
+    def __init__(
+        self,
+        server_url: str,
+        session_id: str,
+        sample_rate: int,
+        *,
+        message_ms: int = 20,
+        token: str | None = None,
+        api_key: str | None = None,
+    ) -> None:
+        """``token``: the session token from init (or ``api_key``: the key that created the session)."""
         base = server_url.rstrip("/")
+        credential = token or api_key
+        self._headers = {"Authorization": f"Bearer {credential}"} if credential else {}
         self.url = (
             base.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + f"{API}/ws/{session_id}"
         )
@@ -71,7 +86,7 @@ class AsyncRealtimeClient:
         await self.close()
 
     async def connect(self) -> None:
-        self._ws = await websockets.connect(self.url, max_size=2**20)
+        self._ws = await websockets.connect(self.url, max_size=2**20, additional_headers=self._headers)
         self._reader = asyncio.create_task(self._read(), name="realtime-client-reader")
 
     async def close(self) -> None:

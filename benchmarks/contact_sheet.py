@@ -1,6 +1,9 @@
 """Render labelled key poses of the CPU renderer into benchmarks/out/contact_sheet.png.
 
-Usage: python benchmarks/contact_sheet.py [--image PATH] [--crop-only]
+Usage: python benchmarks/contact_sheet.py [--image PATH]
+       python benchmarks/contact_sheet.py --faces   (benchmarks/out/contact_faces.png: the mouth of
+       every kind of photo — teeth-showing smile, beard, glasses, grayscale, turned head, low-res —
+       at rest, on M/B/P, half and wide open, with the source photo's mouth first)
 Each tile is the face region of a rendered frame at native resolution, so artefacts (tearing,
 stretched teeth, lid edges) are visible when the sheet is viewed at 100 %.
 """
@@ -61,12 +64,74 @@ def render_sheet(image_path: Path) -> np.ndarray:
     return np.concatenate(rows, axis=0)
 
 
+MOUTH_POSES: list[tuple[str, MotionFrame]] = [
+    ("rest", MotionFrame(0)),
+    ("M/B/P", MotionFrame(0, lip_press=1.0, speech=1.0)),
+    ("F/V", MotionFrame(0, jaw_open=0.1, lip_press=0.45, speech=1.0)),
+    ("speaking", MotionFrame(0, jaw_open=0.5, speech=1.0)),
+    ("wide open", MotionFrame(0, jaw_open=1.0, speech=1.0)),
+    ("oo", MotionFrame(0, jaw_open=0.4, mouth_width=-1.0, speech=1.0)),
+]
+FACE_SET = (
+    "astronaut-teeth",
+    "astronaut-beard",
+    "astronaut-glasses",
+    "hopper-glasses",
+    "hopper-gray-940",
+    "table-left-turned",
+    "table-right",
+    "astronaut-lowres",
+)
+MOUTH_TILE = 160
+
+
+def _label(tile: np.ndarray, text: str) -> np.ndarray:
+    tile = tile.copy()
+    cv2.rectangle(tile, (0, 0), (tile.shape[1], 16), (0, 0, 0), -1)
+    cv2.putText(tile, text, (4, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+    return tile
+
+
+def render_faces_sheet() -> np.ndarray:
+    """One row per kind of photo: the photo's own mouth, then each mouth pose (lower face, 2×)."""
+    from benchmarks.eval_media import faces
+    from models.face import topology as topo
+
+    analyzer = FaceAnalyzer()
+    rows = []
+    for name, rgb in faces().items():
+        if name not in FACE_SET:
+            continue
+        analysis = analyzer.analyze(rgb)
+        renderer = FaceRenderer(analysis.image, analysis.landmarks)
+        lips = analysis.landmarks[list(topo.UPPER_LIP_OUTER + topo.LOWER_LIP_OUTER), :2]
+        cx, cy = lips.mean(axis=0)
+        half = max(24, int(np.ptp(lips[:, 0]) * 0.9))
+        h, w = analysis.image.shape[:2]
+        x0, y0 = int(np.clip(cx - half, 0, w - 2 * half)), int(np.clip(cy - half * 0.8, 0, h - 2 * half))
+
+        def cut(img: np.ndarray) -> np.ndarray:
+            region = img[y0 : y0 + 2 * half, x0 : x0 + 2 * half]
+            return cv2.resize(region, (MOUTH_TILE, MOUTH_TILE), interpolation=cv2.INTER_CUBIC)
+
+        tiles = [_label(cut(analysis.image), f"{name} (photo)")]
+        tiles += [_label(cut(renderer.render(m)), label) for label, m in MOUTH_POSES]
+        rows.append(np.concatenate(tiles, axis=1))
+    return np.concatenate(rows, axis=0)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image", type=Path, default=SAMPLE_FACE)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "contact_sheet.png")
+    parser.add_argument("--faces", action="store_true", help="the mouth sheet over the evaluation faces")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    sheet = render_sheet(args.image)
+    if args.faces:
+        sheet = render_faces_sheet()
+        args.out = args.out or ROOT / "benchmarks" / "out" / "contact_faces.png"
+    else:
+        sheet = render_sheet(args.image)
+        args.out = args.out or ROOT / "benchmarks" / "out" / "contact_sheet.png"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(args.out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
     print(f"wrote {args.out} ({sheet.shape[1]}x{sheet.shape[0]})")

@@ -32,7 +32,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.glass_to_glass_hls import summarize  # noqa: E402
+from benchmarks.glass_to_glass_hls import handed_times, summarize  # noqa: E402
 
 GOAL_P50_S, STRETCH_P50_S, GOAL_P90_S = 0.8, 0.6, 1.0
 VIEWERS = 10
@@ -204,11 +204,13 @@ def freezes(records: list[dict[str, Any]], gap_s: float = 0.2) -> list[tuple[flo
 def player_summary(run: dict[str, Any], gap_s: float = 0.2) -> dict[str, Any]:
     """What the page's player log (glass-to-glass.mjs ``recordPlayer``) says about freezes.
 
-    Each freeze (a pause > 200 ms between presented frames) is classified by the buffer ahead of
-    the playhead just before it: ``starved`` (< 0.1 s: media did not arrive in time; then the part
-    arrival gaps and request times say whether the server or the network was late) or ``stuck``
-    (media was buffered but playback did not advance: the player, e.g. a seek, a rate change or
-    the decoder). Part arrival gaps longer than the hold-back (0.6 s) mean the server was late.
+    Each freeze (a pause > 200 ms between presented frames) is classified: ``seek`` (the player
+    seeked during it: a jump to the live edge or over a buffer hole), else by the buffer ahead of
+    the playhead just before it, ``starved`` (< 0.1 s: media did not arrive in time) or ``stuck``
+    (media was buffered but playback did not advance: the player or the decoder). For each, the
+    longest part arrival gap and the longest pause of the server's own clock (frame hand-offs)
+    around it say whether the server was late (a clock pause: the session thread was starved;
+    parts late but the clock steady: the encoder or the HTTP path).
     """
     log = run.get("player") or {}
     samples = log.get("samples", [])
@@ -217,21 +219,30 @@ def player_summary(run: dict[str, Any], gap_s: float = 0.2) -> dict[str, Any]:
     arrival_gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     requests = [(f["end"] - f["start"]) / 1000 for f in frags]
     playlists = [(p["end"] - p["start"]) / 1000 for p in log.get("playlists", [])]
-    classified = {"starved": 0, "stuck": 0}
+    events = log.get("events", [])
+    seeks = [e["at"] / 1000 for e in events if e["type"] == "seeking"]
+    offset_s = float((run.get("clock") or {}).get("offsetMs", 0.0)) / 1000
+    handed = sorted(handed_times(run.get("frameTimes") or {}).values())  # server clock
+    classified = {"starved": 0, "stuck": 0, "seek": 0}
     detail = []
     for start, length in freezes(run.get("records", []), gap_s):
         before = [x for x in samples if x["at"] / 1000 <= start]
         ahead = before[-1]["ahead"] if before else float("nan")
         window = (start - 1, start + length + 1)
         near = [g for a, g in zip(arrivals[1:], arrival_gaps, strict=True) if window[0] < a < window[1]]
-        kind = "starved" if ahead < 0.1 else "stuck"
+        # the server's own clock: the longest pause between frame hand-offs to the encoder around it
+        server = [t for t in handed if window[0] + offset_s - 1 < t < window[1] + offset_s]
+        clock_gap = max([b - a for a, b in itertools.pairwise(server)] or [0.0])
+        seeked = any(start - 0.05 <= t <= start + length for t in seeks)
+        kind = "seek" if seeked else "starved" if ahead < 0.1 else "stuck"
         classified[kind] += 1
         detail.append({
             "at_s": round(start - arrivals[0], 2) if arrivals else None, "length_s": round(length, 3),
             "ahead_before_s": round(ahead, 3), "kind": kind, "part_gap_s": round(max(near or [0.0]), 3),
+            "server_clock_gap_s": round(clock_gap, 3),
         })  # fmt: skip
     stalls, waiting = [], None
-    for event in log.get("events", []):
+    for event in events:
         if event["type"] == "waiting" and waiting is None:
             waiting = event["at"]
         elif event["type"] == "playing" and waiting is not None:
@@ -246,6 +257,8 @@ def player_summary(run: dict[str, Any], gap_s: float = 0.2) -> dict[str, Any]:
         "longest_freeze_s": max([d["length_s"] for d in detail] or [0.0]),
         "freezes_starved": classified["starved"],
         "freezes_stuck": classified["stuck"],
+        "freezes_seek": classified["seek"],
+        "seeks": len(seeks),
         "freeze_detail": detail[:20],
         "waiting_stalls": len(stalls),
         "longest_waiting_s": round(max(stalls or [0.0]), 3),
@@ -262,7 +275,7 @@ def player_summary(run: dict[str, Any], gap_s: float = 0.2) -> dict[str, Any]:
     }
 
 
-def latency(mode: str, seconds: float, chunk_duration: float) -> dict[str, Any]:
+def latency(mode: str, seconds: float, chunk_duration: float, save: Path | None = None) -> dict[str, Any]:
     import tempfile
 
     from tests.support.browser import running_server
@@ -273,6 +286,8 @@ def latency(mode: str, seconds: float, chunk_duration: float) -> dict[str, Any]:
     ):
         audio = long_speech(seconds + 10, Path(tmp) / "speech.wav")
         run = drive_page(url, seconds, chunk_duration, audio)
+        if save is not None:  # the raw page log, for a closer look at each freeze
+            save.with_name(f"{save.stem}-{mode}{save.suffix}").write_text(json.dumps(run))
         return summarize(run) | player_summary(run)
 
 
@@ -283,10 +298,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--chunk-duration", type=float, default=0.5)
     parser.add_argument("--compare-ts", action="store_true", help="measure hls_mode=ts the same way")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--save-run", type=Path, help="also write the raw page log here (one per mode)")
     args = parser.parse_args(argv)
     results: dict[str, Any] = {"load_avg_before": os.getloadavg()}
     for mode in ("ll", "ts") if args.compare_ts else ("ll",):
-        out = latency(mode, args.seconds, args.chunk_duration)
+        out = latency(mode, args.seconds, args.chunk_duration, args.save_run)
         if args.cpu_seconds > 0:
             out.update(cpu_costs(mode, args.cpu_seconds))
         results[mode] = out

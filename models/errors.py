@@ -25,3 +25,7 @@ class InvalidAudioError(FacestreamError):
 
 class EngineUnavailableError(FacestreamError):
     """The requested engine cannot run here (missing weights, missing device)."""
+
+
+class FaceTurnedAwayError(FacestreamError):
+    """The face is turned too far from the camera (beyond ~45°) for a single-photo warp."""

@@ -50,6 +50,8 @@ class Avatar:
     crop_box: tuple[int, int, int, int]  # x0, y0, x1, y1 in the source image (after EXIF rotation)
     source_size: tuple[int, int]  # (width, height) of the source image after EXIF rotation
     engine_data: Any = None
+    face_box: tuple[int, int, int, int] | None = None  # the animated face in the source image, if known
+    faces_found: int = 1  # faces in the photo; with several, the largest, most central one is animated
 
     @property
     def size(self) -> tuple[int, int]:

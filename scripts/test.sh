@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --dev
+# .venv-agent: facestream installed as `pip install ./[pipecat,livekit]` (protobuf 6) for the agent
+# integration tests, and .wheelhouse for the offline packaging test (scripts/setup-agent.sh says why)
+scripts/setup-agent.sh
 # Tests check outputs with ffprobe. PyPI's static ffprobe builds crash on MPEG-TS here, so the
 # distribution's ffmpeg package provides it (docs/DEPENDENCIES.md).
 if ! command -v ffprobe >/dev/null 2>&1 && [ -z "${FACESTREAM_FFPROBE:-}" ]; then

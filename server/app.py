@@ -18,17 +18,18 @@ from collections.abc import AsyncIterator, Callable
 from fastapi import FastAPI
 
 from models.engines import create_engine
-from models.engines.base import Engine
+from models.engines.base import Engine, WorkerProcesses
 from server.api import mount
 from server.api.realtime_mount import open_gateway
 from server.assembly import create_registry
 from server.compute.avatar import prepare_avatar
 from server.compute.batch import BatchRenderer
+from server.compute.capacity import calibrate
 from server.compute.executor import InferenceExecutor
 from server.drain import Drain
 from server.errors import install_error_handlers
 from server.session.registry import SessionRegistry
-from server.settings import Settings
+from server.settings import Settings, cpu_count
 
 log = logging.getLogger("facestream.app")
 
@@ -54,6 +55,19 @@ def _warm_up(engine: Engine) -> None:
         log.warning("engine warm-up failed", exc_info=True)
 
 
+def _measure_admission(engine: Engine, settings: Settings) -> None:
+    """Replace the placeholder ``max_sessions`` by the start-up measurement (server.compute.capacity)."""
+    try:
+        estimate = calibrate(engine, settings.hls_preset, cpu_count())
+    except Exception:  # keep the placeholder; say so, since admission is then a guess
+        log.warning(
+            "admission calibration failed; max_sessions stays %d", settings.max_sessions, exc_info=True
+        )
+        return
+    settings.max_sessions = estimate.max_sessions
+    log.info("admission: %s", estimate.derivation())
+
+
 def create_app(
     settings: Settings,
     engine: Engine | None = None,
@@ -71,10 +85,17 @@ def create_app(
             eng = engine
         else:
             eng = await asyncio.to_thread(
-                create_engine, settings.engine, settings.weights_dir, settings.device
+                create_engine,
+                settings.engine,
+                settings.weights_dir,
+                settings.device,
+                settings.cpu_lookahead_frames,
+                settings.cpu_motion_processes,
             )
         if settings.warm_up:
             await asyncio.to_thread(_warm_up, eng)
+        if settings.measure_admission:  # max_sessions not given: measure what this machine holds
+            await asyncio.to_thread(_measure_admission, eng, settings)
         executor = InferenceExecutor(settings.inference_workers, max_jobs=settings.max_sessions * 4 + 16)
         registry = create_registry(settings, eng, executor, app.state.metrics)
         removed = registry.clean_storage()
@@ -103,6 +124,8 @@ def create_app(
             await gateway.close()
             await registry.shutdown()
             await asyncio.to_thread(executor.close)
+            if engine is None and isinstance(eng, WorkerProcesses):  # ours: stop its workers
+                await asyncio.to_thread(eng.close)
 
     app = FastAPI(title="facestream", version="0.1.0", lifespan=lifespan)
     app.state.registry = None  # set in the lifespan; /ready answers 503 "starting" until then

@@ -24,7 +24,7 @@ _SERVE_FLAGS = {
     "max_sessions": (int, "live session limit (default: 2 per CPU core)"),
     "session_idle_timeout_s": (float, "expire sessions idle this long (default 3000 s)"),
     "max_queued_speech_s": (float, "queued speech bound per session (default 120 s)"),
-    "latency_lead_ms": (float, "start new utterances this far ahead of the playhead (default 400 ms)"),
+    "latency_lead_ms": (float, "start new utterances this far ahead of the playhead (default 200 ms)"),
     "live_window_segments": (int, "segments listed in the live playlist (default 6)"),
     "hls_mode": (str, "ll (default: Low-Latency HLS, fMP4 parts, ~0.7 s) or ts (1 s MPEG-TS segments)"),
     "log_level": (str, "critical|error|warning|info|debug"),

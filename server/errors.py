@@ -20,6 +20,7 @@ from hls.errors import SinkError
 from models.errors import (
     EngineUnavailableError,
     FacestreamError,
+    FaceTurnedAwayError,
     ImageTooSmallError,
     InvalidAudioError,
     InvalidImageError,
@@ -160,6 +161,7 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (InvalidImageError, 400),
     (ImageTooSmallError, 422),
     (NoFaceFoundError, 422),
+    (FaceTurnedAwayError, 422),
     (InvalidAudioError, 400),
     (EngineUnavailableError, 503),
     (ProtocolError, 400),

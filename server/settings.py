@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from models.types import FPS
@@ -22,11 +22,9 @@ NODE_ID_RE = r"[a-z0-9_]{1,32}"
 (server.session.ids puts it in session ids)."""
 
 SESSIONS_PER_CORE = 2
-"""Live CPU-engine sessions per core at p99 frame lateness < 100 ms (512² frames, HLS encode
-included). Measured with benchmarks/server_capacity.py on the 2-core dev box: 4 sessions pass
-(p99 26 ms), 5 do not (the engine's render, ~0.22 core/session and largely GIL-bound, dominates;
-the server and encoder alone cost ~0.12 core/session and hold 12 sessions). Override with
---max-sessions."""
+"""Placeholder admission (per core) until the start-up measurement replaces it: with
+``max_sessions`` unset the app measures what this machine holds (``server.compute.capacity``,
+logged with its derivation) before it accepts a connection. Override with --max-sessions."""
 
 
 def cpu_count() -> int:
@@ -74,7 +72,8 @@ class Settings(BaseSettings):
     warm_up: bool = True
     """Analyse the sample face at startup so the first init does not pay for model loading."""
 
-    max_sessions: int = Field(0, ge=0, description="0 = derived from the CPU count")
+    max_sessions: int = Field(0, ge=0, description="0 = measured at start-up (server.compute.capacity)")
+    _measure_admission: bool = PrivateAttr(False)
     inference_workers: int = Field(0, ge=0, description="0 = one per core")
     session_idle_timeout_s: float = Field(3000.0, gt=0)
     sweep_interval_s: float = Field(30.0, gt=0)
@@ -137,12 +136,26 @@ class Settings(BaseSettings):
     llhls_block_timeout_s: float = Field(3.0, gt=0)
     """How long a blocking playlist/part request is held before 503 (the RFC: ~3 target durations)."""
     output_sample_rate: int = Field(48_000, ge=8_000, le=96_000)
-    latency_lead_ms: float = Field(400.0, ge=40, le=5000)
-    """A new utterance starts this far ahead of the playhead: engine lookahead (200 ms for the CPU
-    engine) + render margin (120 ms) + arrival jitter that real-time feeds may have without gaps
-    (the rest, 80 ms by default)."""
+    latency_lead_ms: float = Field(200.0, ge=40, le=5000)
+    """A new utterance starts this far ahead of the playhead: engine lookahead (``cpu_lookahead_ms``,
+    120 ms) + one frame being rendered + arrival jitter that real-time feeds may have without gaps
+    (the rest, 40 ms). Glass-to-glass over WebRTC is this + ~30 ms tick phase + ~45 ms encode,
+    RTP and the browser's jitter buffer (benchmarks/glass_to_glass_webrtc.py): ~0.28 s at 200 ms,
+    0.44-0.46 s at the former 400 ms (with a 200 ms lookahead). Raise it for feeds that arrive in
+    bursts or over jittery links; an engine with more lookahead raises it itself (lead >= lookahead
+    + 1 frame)."""
     render_margin_ms: float = Field(120.0, ge=40, le=2000)
     """How far beyond the engine's lookahead the producer renders ahead of the clock."""
+    cpu_lookahead_ms: float = Field(120.0, ge=40, le=400)
+    """The CPU engine's right context in the server: frame n is rendered once audio to n + this is
+    in. 200 ms (the engine's own default, used by ``facestream render``) gives the best visemes
+    (benchmarks/motion_rtf.py: 0.76 agreement with an offline decode); 120 ms 0.73, 80 ms 0.65; the
+    lip opening follows loudness the same (r ~0.81, tests/quality/test_lipsync.py). 120 ms buys the
+    80 ms that bring WebRTC glass-to-glass under 0.3 s. It is the floor of ``latency_lead_ms``."""
+    motion_processes: int = Field(-1, ge=-1)
+    """Worker processes for the CPU engine's audio→motion (pocketsphinx holds the GIL, which
+    otherwise serialises every live session on one lock; models.engines.motion_workers).
+    -1 (default): one per core on a multi-core machine, 0 on one core; 0 = in-process."""
 
     node_id: str = Field("", pattern=rf"^(?:{NODE_ID_RE})?$")
     """This node's name behind a load balancer (deploy/haproxy): lowercase letters, digits and
@@ -187,9 +200,10 @@ class Settings(BaseSettings):
     finished_session_retention_s: float = Field(300.0, gt=0)
     """How long a finished session stays listed (from when it finished; GETs do not extend it)."""
     max_listeners_per_session: int = Field(8, ge=1)
-    """SSE streams + WebSocket connections + WebRTC viewers of one session."""
+    """SSE streams + WebSocket connections of one session; the same cap, counted apart, for its
+    WebRTC viewers."""
     max_listeners_per_client: int = Field(16, ge=1)
-    """The same, summed over all sessions, per client address."""
+    """The same, summed over all sessions, per client address (SSE/WS and WebRTC apart)."""
     webrtc_connect_timeout_s: float = Field(20.0, gt=0)
     """A WebRTC peer that has not connected this long after its answer is closed (slot freed)."""
     cors_origins: Annotated[list[str], NoDecode] = []
@@ -276,6 +290,7 @@ class Settings(BaseSettings):
         if abs(part - round(part)) > 1e-6 or round(frames) % max(1, round(part)):
             raise ValueError("llhls_part_seconds must be whole frames and divide segment_seconds")
         if self.max_sessions == 0:
+            self._measure_admission = True  # the app replaces the placeholder at start-up
             self.max_sessions = cpu_count() * SESSIONS_PER_CORE
         if self.inference_workers == 0:
             self.inference_workers = cpu_count()
@@ -285,8 +300,24 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def cpu_motion_processes(self) -> int:
+        if self.motion_processes >= 0:
+            return self.motion_processes
+        cores = cpu_count()
+        return cores if cores > 1 else 0
+
+    @property
+    def measure_admission(self) -> bool:
+        """True when ``max_sessions`` was not given: the app measures it at start-up."""
+        return self._measure_admission
+
+    @property
     def render_margin_frames(self) -> int:
         return max(1, math.ceil(self.render_margin_ms / 1000 * FPS))
+
+    @property
+    def cpu_lookahead_frames(self) -> int:
+        return max(1, round(self.cpu_lookahead_ms / 1000 * FPS))
 
     @property
     def lead_frames(self) -> int:

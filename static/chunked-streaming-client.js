@@ -91,10 +91,14 @@ function messageOf(body, fallback) {
 export class ChunkedStreamingClient {
   /**
    * @param {string} serverUrl  base URL of the facestream server; '' = the page's own origin.
-   * @param {{busyRetries?: number, maxRetryWaitMs?: number}} [options]
+   * @param {{busyRetries?: number, maxRetryWaitMs?: number, apiKey?: string|null}} [options]
+   *   apiKey: the server's API key when it has keys (README "Security"); the session token from init is
+   *   then sent on every session call automatically (Authorization: Bearer; ?token= on the WebSocket).
    */
-  constructor(serverUrl = '', { busyRetries = 5, maxRetryWaitMs = 5000 } = {}) {
+  constructor(serverUrl = '', { busyRetries = 5, maxRetryWaitMs = 5000, apiKey = null } = {}) {
     this.serverUrl = serverUrl.replace(/\/+$/, '');
+    this.apiKey = apiKey;
+    this.sessionToken = null;
     this.busyRetries = busyRetries;
     this.maxRetryWaitMs = maxRetryWaitMs;
     this.sessionId = null;
@@ -112,7 +116,9 @@ export class ChunkedStreamingClient {
 
   async request(method, path, body, { retryBusy = false, signal, keepalive = false } = {}) {
     for (let attempt = 0; ; attempt++) {
-      const response = await fetch(this.url(path), { method, body, signal, keepalive });
+      const credential = this.sessionToken || this.apiKey;
+      const headers = credential ? { Authorization: `Bearer ${credential}` } : {};
+      const response = await fetch(this.url(path), { method, body, signal, keepalive, headers });
       const text = await response.text();
       let json = null;
       try { json = text ? JSON.parse(text) : null; } catch { json = null; }
@@ -149,6 +155,7 @@ export class ChunkedStreamingClient {
     const session = await this.request('POST', `${API}/init`, form, { retryBusy: true, signal: options.signal });
     this.session = session;
     this.sessionId = session.session_id;
+    this.sessionToken = session.session_token ?? null;
     this.hlsUrl = this.url(session.hls_url);
     this.chunkDuration = session.chunk_duration;
     this.audioSampleRate = session.audio_sample_rate;
@@ -197,7 +204,9 @@ export class ChunkedStreamingClient {
 
   /** ws:// URL of this session's WebSocket (20 ms PCM in, events out). */
   socketUrl() {
-    return socketUrl(this.requireSession(), this.serverUrl);
+    const url = socketUrl(this.requireSession(), this.serverUrl);
+    // browsers cannot set headers on a WebSocket: the session token rides as ?token=
+    return this.sessionToken ? `${url}?token=${encodeURIComponent(this.sessionToken)}` : url;
   }
 
   async getStatus({ signal } = {}) {
@@ -230,6 +239,8 @@ export class ChunkedStreamingClient {
     } catch (error) {
       if (error instanceof FacestreamApiError && error.status === 404) return null; // already gone (expired)
       throw error;
+    } finally {
+      this.sessionToken = null;
     }
   }
 }

@@ -71,7 +71,9 @@ export class LivePlayer {
     this.lowLatency = lowLatency;
     const Hls = globalThis.Hls;
     if (Hls?.isSupported()) {
-      const hls = new Hls(lowLatency ? LL_CONFIG : LIVE_CONFIG);
+      // globalThis.facestreamHlsDebug: an optional hls.js logger ({log, warn, …}) for diagnosis
+      const debug = globalThis.facestreamHlsDebug ? { debug: globalThis.facestreamHlsDebug } : {};
+      const hls = new Hls({ ...(lowLatency ? LL_CONFIG : LIVE_CONFIG), ...debug });
       hls.on(Hls.Events.ERROR, (_event, data) => {
         if (!data.fatal) return;
         if (data.type === Hls.ErrorTypes.MEDIA_ERROR && !this.recovered) {

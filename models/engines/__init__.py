@@ -15,15 +15,28 @@ from models.errors import EngineUnavailableError
 ENGINE_NAMES = ("cpu", "imtalker")
 
 
-def create_engine(name: str, weights_dir: Path | None = None, device: str | None = None) -> Engine:
-    """Build the named engine or raise EngineUnavailableError saying what is missing."""
+def create_engine(
+    name: str,
+    weights_dir: Path | None = None,
+    device: str | None = None,
+    cpu_lookahead_frames: int | None = None,
+    cpu_motion_processes: int = 0,
+) -> Engine:
+    """Build the named engine or raise EngineUnavailableError saying what is missing.
+    ``cpu_lookahead_frames``: the CPU engine's right context (None: its default, 5 frames);
+    ``cpu_motion_processes``: worker processes for its audio→motion (0: in-process)."""
     key = name.strip().lower()
     if key == "cpu":
         try:
             module = importlib.import_module("models.engines.cpu")
         except ImportError as e:
-            raise EngineUnavailableError(f"the CPU engine cannot be imported: {e}") from e
-        return module.CpuEngine()
+            hint = ""
+            if e.name == "mediapipe":  # not a declared dependency of the wheel: docs/DEPENDENCIES.md
+                hint = "; install it with: pip install --no-deps mediapipe==0.10.21"
+            raise EngineUnavailableError(f"the CPU engine cannot be imported: {e}{hint}") from e
+        if cpu_lookahead_frames is None:
+            return module.CpuEngine(motion_processes=cpu_motion_processes)
+        return module.CpuEngine(lookahead_frames=cpu_lookahead_frames, motion_processes=cpu_motion_processes)
     if key == "imtalker":
         try:
             module = importlib.import_module("models.imtalker.engine")

@@ -98,3 +98,14 @@ class SkipsFrames(Protocol):
     def push_audio_skipping(
         self, pcm: np.ndarray, skip: Callable[[int], bool], context: np.ndarray | None = None
     ) -> list[VideoFrame]: ...
+
+
+@runtime_checkable
+class WorkerProcesses(Protocol):
+    """Optional engine ability: part of its work runs in worker processes it owns (the CPU
+    engine's audio→motion); ``close`` stops them. Their CPU counts as the engine's."""
+
+    @property
+    def worker_pids(self) -> list[int]: ...
+
+    def close(self) -> None: ...

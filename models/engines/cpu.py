@@ -13,11 +13,15 @@ from collections.abc import Callable
 
 import numpy as np
 
+from models.engines.motion_workers import MotionWorkerPool, RemoteMotionStream
 from models.face import FaceAnalysis, FaceAnalyzer
 from models.face.decode import DEFAULT_MAX_PIXELS
-from models.motion.stream import MotionStream
+from models.motion.stream import LOOKAHEAD_FRAMES, MotionStream
 from models.render import FaceRenderer
 from models.types import Avatar, EngineParams, MotionFrame, VideoFrame
+
+MotionSource = MotionStream | RemoteMotionStream
+"""Where a stream's motion comes from: this thread, or a worker process (same frames)."""
 
 SPEECH_ACTIVITY = 0.5
 """A frame counts as speech-driven when at least this share of its ±2-frame window is voiced."""
@@ -29,8 +33,35 @@ class CpuEngine:
 
     name = "cpu"
 
-    def __init__(self, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    def __init__(
+        self,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        lookahead_frames: int = LOOKAHEAD_FRAMES,
+        motion_processes: int = 0,
+    ) -> None:
+        """``lookahead_frames``: the motion stream's right context (5 = 200 ms, the best visemes);
+        a live server lowers it to cut glass-to-glass latency (settings.cpu_lookahead_ms).
+        ``motion_processes`` > 0: audio→motion runs in that many worker processes
+        (``models.engines.motion_workers``: pocketsphinx holds the GIL; a live server with many
+        sessions wants it off its own lock); 0: in the calling thread."""
         self._analyzer = FaceAnalyzer(max_pixels=max_pixels)
+        self.lookahead_frames = lookahead_frames
+        self._motion_pool = MotionWorkerPool(motion_processes) if motion_processes > 0 else None
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """Processes that do part of this engine's work (their CPU is the engine's too)."""
+        return self._motion_pool.pids if self._motion_pool is not None else []
+
+    def close(self) -> None:
+        """Stop the motion workers, if any (idempotent)."""
+        if self._motion_pool is not None:
+            self._motion_pool.close()
+
+    def _open_motion(self, params: EngineParams, start_index: int, lookahead: int) -> MotionSource:
+        if self._motion_pool is not None:
+            return self._motion_pool.open(params, start_index, lookahead)
+        return MotionStream(params, start_index=start_index, lookahead_frames=lookahead)
 
     def prepare(self, image: np.ndarray, params: EngineParams) -> Avatar:
         """Analyse an RGB portrait (any size/mode) and precompute its renderer."""
@@ -45,7 +76,7 @@ class CpuEngine:
         if not isinstance(renderer, FaceRenderer):  # an Avatar prepared elsewhere: build it now
             renderer = FaceRenderer(avatar.image, avatar.landmarks)
             avatar.engine_data = renderer
-        return CpuEngineStream(renderer, params)
+        return CpuEngineStream(renderer, params, self.lookahead_frames, self._open_motion)
 
     @staticmethod
     def _avatar(analysis: FaceAnalysis) -> Avatar:
@@ -55,16 +86,28 @@ class CpuEngine:
             crop_box=analysis.crop_box,
             source_size=analysis.source_size,
             engine_data=FaceRenderer(analysis.image, analysis.landmarks),
+            face_box=analysis.face_box,
+            faces_found=analysis.faces_found,
         )
 
 
 class CpuEngineStream:
     """One session's timeline: audio → MotionStream → rendered frames. Not thread-safe."""
 
-    def __init__(self, renderer: FaceRenderer, params: EngineParams) -> None:
+    def __init__(
+        self,
+        renderer: FaceRenderer,
+        params: EngineParams,
+        lookahead_frames: int = LOOKAHEAD_FRAMES,
+        open_motion: Callable[[EngineParams, int, int], MotionSource] | None = None,
+    ) -> None:
         self._renderer = renderer
         self._params = params
-        self._motion = MotionStream(params)
+        self._lookahead = lookahead_frames
+        self._open_motion = open_motion or (
+            lambda p, start, lookahead: MotionStream(p, start_index=start, lookahead_frames=lookahead)
+        )
+        self._motion = self._open_motion(params, 0, lookahead_frames)
         self._closed = False
 
     @property
@@ -99,7 +142,7 @@ class CpuEngineStream:
         """
         self._check_open()
         self._motion.close()
-        self._motion = MotionStream(self._params, start_index=frame_index)
+        self._motion = self._open_motion(self._params, frame_index, self._lookahead)
 
     def close(self) -> None:
         if not self._closed:

@@ -68,15 +68,26 @@ class _Pool:
         self._free.put(obj)
 
 
-def _make_detector() -> Any:
-    import mediapipe as mp
+def _mediapipe() -> Any:
+    """mediapipe is installed apart from the wheel's dependencies (docs/DEPENDENCIES.md): say how."""
+    try:
+        import mediapipe as mp
+    except ModuleNotFoundError as e:
+        from models.errors import EngineUnavailableError
 
+        raise EngineUnavailableError(
+            f"face landmarks need mediapipe ({e}); install it with: pip install --no-deps mediapipe==0.10.21"
+        ) from e
+    return mp
+
+
+def _make_detector() -> Any:
+    mp = _mediapipe()
     return mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
 
 
 def _make_mesh() -> Any:
-    import mediapipe as mp
-
+    mp = _mediapipe()
     return mp.solutions.face_mesh.FaceMesh(
         static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.3
     )

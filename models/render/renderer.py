@@ -34,6 +34,10 @@ class FaceRenderer:
         self.field = WarpField(self.mesh, width, height)
         self.mouth = MouthInterior(self.image, self.mesh.points, frame)
         self.lids = LidOverlay(self.image, self.mesh.points, frame)
+        self.image = self.mouth.sealed(self.image)  # an open-mouthed photo: what the warp closes at rest
+        self.image.setflags(write=False)
+        rest = self.mesh.points[:, :2] + self.rig.displacements(MotionFrame(0))
+        self.mouth.rest_gap = max(0.0, self.mouth.opening(rest))
 
     @property
     def size(self) -> tuple[int, int]:

@@ -51,7 +51,8 @@ from dataclasses import dataclass
 from fastapi import FastAPI, Request
 from starlette.requests import HTTPConnection
 
-from server.errors import AuthenticationError, ForbiddenError
+from server.api.ratelimit import ProxyResolver
+from server.errors import AuthenticationError, ForbiddenError, SessionNotFoundError
 from server.settings import Settings
 
 SESSION_PREFIX = "fss_"
@@ -123,9 +124,9 @@ def credentials_of(conn: HTTPConnection) -> list[str]:
     scheme, _, value = auth.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         found.append(value.strip())
-    for name in ("x-api-key",):
-        if conn.headers.get(name, "").strip():
-            found.append(conn.headers[name].strip())
+    api_key = conn.headers.get("x-api-key", "").strip()
+    if api_key:
+        found.append(api_key)
     token = conn.query_params.get("token")
     if token:
         found.append(token)
@@ -148,8 +149,6 @@ class Authenticator:
         trusted_proxies: Iterable[str] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
-        from server.api.ratelimit import ProxyResolver
-
         self._keys = [k.encode() for k in api_keys if k]
         self._fingerprints = [fingerprint(k.decode()) for k in self._keys]
         self.keys_configured = bool(self._keys)
@@ -273,17 +272,20 @@ def exposure_problem(settings: Settings) -> str | None:
 
 def authenticator_of(app: FastAPI) -> Authenticator:
     """The app's authenticator (server.api.middleware installs it); an open one for bare test apps."""
-    auth = getattr(app.state, "auth", None)
-    if isinstance(auth, Authenticator):
-        return auth
-    auth = Authenticator()
-    app.state.auth = auth
+    try:
+        auth = app.state.auth
+    except AttributeError:  # an app without server.api.middleware (router tests): open
+        auth = app.state.auth = Authenticator()
+    if not isinstance(auth, Authenticator):
+        raise TypeError("app.state.auth must be a server.api.auth.Authenticator")
     return auth
 
 
 def _owner_lookup(app: FastAPI) -> Callable[[str], str | None]:
-    owners = getattr(app.state, "owners", None)  # server.api.owners.SessionOwners, from middleware
-    return owners.owner_of if owners is not None else (lambda _sid: None)
+    try:
+        return app.state.owners.owner_of  # server.api.owners.SessionOwners, from middleware
+    except AttributeError:  # an app without server.api.middleware: nobody owns anything
+        return lambda _sid: None
 
 
 def authorize(conn: HTTPConnection, session_id: str, need: Access) -> None:
@@ -302,6 +304,10 @@ def control(request: Request, session_id: str) -> None:
 
 
 def watch(request: Request, session_id: str) -> None:
+    capability = request.path_params.get("capability")
+    if capability is not None and not _TOKEN_SHAPE.fullmatch(capability):
+        # ``/hls/<id>/<anything>/<file>`` is only a viewer-token URL; ``..`` and friends are 404
+        raise SessionNotFoundError("no such HLS path")
     authorize(request, session_id, Access.WATCH)
 
 

@@ -65,6 +65,7 @@ async def init_session(
         session = await registry.create(data, params, window, raw_rate)
         claim(session.session_id)
     grants = auth.authenticator_of(request.app).grants(session.session_id)
+    face = session.avatar.face_box
     return {
         "status": "success",
         "session_id": session.session_id,
@@ -82,6 +83,9 @@ async def init_session(
         "preview_url": f"/api/audio-driven/chunked/preview/{session.session_id}",
         "recording_url": f"/api/audio-driven/chunked/session/{session.session_id}/recording.mp4",
         "ll_hls": registry.settings.hls_mode == "ll",  # the page picks its hls.js config by it
+        # which face is animated (source pixels) and how many the photo has: with several, the
+        # largest and most central one; absent when the engine does not report it
+        **({"face": {"box": list(face), "faces_found": session.avatar.faces_found}} if face else {}),
     }
 
 

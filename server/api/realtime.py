@@ -59,9 +59,12 @@ class WebRtcOffer(BaseModel):
 
 def listeners_of(app: Any) -> ListenerLimits:
     """The app's listener caps (server.api.middleware installs them); unbounded for bare apps."""
-    limits = getattr(app.state, "listeners", None)
-    if not isinstance(limits, ListenerLimits):
+    try:
+        limits = app.state.listeners
+    except AttributeError:  # an app without server.api.middleware (router tests)
         limits = app.state.listeners = ListenerLimits(1 << 30, 1 << 30)
+    if not isinstance(limits, ListenerLimits):
+        raise TypeError("app.state.listeners must be a server.api.ratelimit.ListenerLimits")
     return limits
 
 

@@ -61,9 +61,7 @@ class LateFrameFilter:
     could only produce a picture the clock has no tick left for).
     """
 
-    def __init__(
-        self, clock: Clock, deadline_of: Callable[[int], float], max_skip_run: int = 4
-    ) -> None:
+    def __init__(self, clock: Clock, deadline_of: Callable[[int], float], max_skip_run: int = 4) -> None:
         self._clock = clock
         self._deadline_of = deadline_of
         self._max_skip_run = max_skip_run

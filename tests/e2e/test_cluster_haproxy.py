@@ -1,11 +1,13 @@
 """Three real ``facestream serve`` nodes (CPU engine, max_sessions 3) behind a real HAProxy running
 the shipped deploy/haproxy/haproxy.cfg, on loopback (README "Running more than one node").
 
-Checked through the balancer: the seed's curl sequence; placement 3/3/3 and facestream's own 503 +
-Retry-After once every node is full; each session's feeds reach its node (the owner, asked
-directly, holds exactly the speech fed); a node killed mid-stream → its sessions get a fast JSON
-410 while the other six keep real time and their frames match their speech; a drained node takes
-no new sessions while its live ones complete, then exits; SIGUSR1 drains with a deadline; a node
+Checked through the balancer: the seed's curl sequence (feed with ``?session_id=`` or the
+``X-Facestream-Session`` header); the JS client; placement 3/3/3 and facestream's own 503 +
+Retry-After once every node is full; each session's feeds (multipart and WebSocket) reach its node
+(the owner, asked directly, holds exactly the speech fed); a node killed mid-stream → its sessions'
+requests get a JSON 410 at once and its in-flight SSE stream ends, while the other six keep real
+time, their playlists grow and their frames match their speech; a drained node takes no new
+sessions while its live ones complete, then exits by itself; SIGUSR1 drains with a deadline; a node
 added through HAProxy's runtime API takes new sessions; no node left → a JSON 503, never HTML.
 
 Skips when HAProxy is missing (scripts/setup-haproxy.sh installs it), except under CI=true.
@@ -13,21 +15,26 @@ Skips when HAProxy is missing (scripts/setup-haproxy.sh installs it), except und
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 import soundfile as sf
 
+from realtime_streaming_client import AsyncRealtimeClient
 from server.session.ids import node_of
 from tests.support.api import feed, init_session, wait_status
+from tests.support.browser import ROOT, run_node
 from tests.support.cluster import (
     Cluster,
     haproxy_missing,
@@ -61,6 +68,40 @@ def cluster():
 def speech(sample_speech_path) -> bytes:
     pcm, rate = sf.read(sample_speech_path, dtype="float32")
     return wav_bytes(pcm[: int(SPEECH_S * rate)], rate)
+
+
+@pytest.fixture(scope="module")
+def pcm16(sample_speech_path) -> np.ndarray:
+    pcm, rate = sf.read(sample_speech_path, dtype="int16")
+    assert rate == 16000
+    return pcm
+
+
+async def _stream_over_websocket(url: str, sid: str, pcm: np.ndarray) -> None:
+    async with AsyncRealtimeClient(url, sid, sample_rate=16000) as rt:
+        await rt.stream(pcm, realtime=False)  # returns once the node answered every message
+
+
+class _EventStream:
+    """``GET …/events/<id>`` through the balancer, read in a thread until the stream ends."""
+
+    def __init__(self, url: str) -> None:
+        self.opened = threading.Event()
+        self.ended_at = float("inf")
+        self.thread = threading.Thread(target=self._read, args=(url,), daemon=True)
+        self.thread.start()
+
+    def _read(self, url: str) -> None:
+        try:
+            with httpx.stream("GET", url, timeout=httpx.Timeout(30.0)) as r:
+                assert r.status_code == 200, r.status_code
+                self.opened.set()
+                for _ in r.iter_lines():
+                    pass
+        except httpx.HTTPError:
+            pass  # the connection cut: what a dead node's stream should do
+        finally:
+            self.ended_at = time.monotonic()
 
 
 def _json_error(r: httpx.Response, status: int) -> str:
@@ -122,6 +163,39 @@ def test_seed_curl_sequence_through_the_balancer(cluster: Cluster, sample_face_p
     assert httpx.get(f"{owner.url}/health").json()["live_sessions"] == 0
 
 
+JS_CLIENT_RUN = """
+import { readFileSync } from 'node:fs';
+import { ChunkedStreamingClient } from '%(client)s';
+const client = new ChunkedStreamingClient(process.env.LB_URL);
+const face = new Blob([readFileSync('%(face)s')], { type: 'image/jpeg' });
+await client.initSession(face, { audioSampleRate: 16000 });
+const pcm = Int16Array.from({ length: 8000 }, (_, i) => Math.round(3000 * Math.sin(i / 9)));
+for (let i = 0; i < 3; i++) await client.feedPcm(pcm);   // 3 × 0.5 s, each POST …/feed?session_id=
+const status = await client.getStatus();
+console.log(JSON.stringify({ session_id: client.sessionId, status: status.status }));
+"""
+
+
+def test_js_client_through_the_balancer(cluster: Cluster, sample_face_path, tmp_path):
+    """static/chunked-streaming-client.js sends the affinity key itself: its feeds reach the owner."""
+    if shutil.which("node") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("node is missing under CI=true")
+        pytest.skip("node is not installed")
+    script = tmp_path / "run.mjs"
+    client_js = (ROOT / "static" / "chunked-streaming-client.js").as_uri()
+    script.write_text(JS_CLIENT_RUN % {"client": client_js, "face": sample_face_path})
+    out = run_node([str(script)], {"LB_URL": cluster.url}, 60)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    sid = result["session_id"]
+    assert result["status"] == "streaming"
+    owner = cluster.nodes[node_of(sid)]
+    st = httpx.get(f"{owner.url}{API}/status/{sid}").json()
+    assert st["speech_seconds_accepted"] == pytest.approx(1.5, abs=0.01), st
+    assert httpx.delete(f"{cluster.url}{API}/session/{sid}").status_code == 200
+
+
 def last_segment_via(cluster: Cluster, sid: str) -> int:
     with httpx.Client(base_url=cluster.url, timeout=10) as lb:
         return last_segment(lb, sid)
@@ -131,13 +205,14 @@ def _owned(sids: list[str], node: str) -> list[str]:
     return [s for s in sids if node_of(s) == node]
 
 
-def test_placement_affinity_node_loss_drain_and_join(cluster: Cluster, sample_face_path, speech):
+@pytest.mark.slow
+def test_placement_affinity_node_loss_drain_and_join(cluster: Cluster, sample_face_path, speech, pcm16):
     face = sample_face_path.read_bytes()
     n1, n2, n3 = (cluster.nodes[n] for n in NODES)
     lb = httpx.Client(base_url=cluster.url, timeout=30)
 
     # -- placement: 9 sessions land 3/3/3; the 10th gets facestream's own 503 + Retry-After
-    sids = [init_session(lb, face, chunk_duration=1.0)["session_id"] for _ in range(3 * MAX_SESSIONS)]
+    sids = [init_session(lb, face, audio_sample_rate=16000)["session_id"] for _ in range(3 * MAX_SESSIONS)]
     assert Counter(node_of(s) for s in sids) == dict.fromkeys(NODES, MAX_SESSIONS), sids
     for node in (n1, n2, n3):
         assert httpx.get(f"{node.url}/health").json()["live_sessions"] == MAX_SESSIONS
@@ -153,6 +228,10 @@ def test_placement_affinity_node_loss_drain_and_join(cluster: Cluster, sample_fa
         owner = cluster.nodes[node_of(sid)]
         st = httpx.get(f"{owner.url}{API}/status/{sid}").json()
         assert st["speech_seconds_accepted"] == pytest.approx(SPEECH_S, abs=0.01), st
+    ws_sid = _owned(sids, "n3")[0]  # the WebSocket, routed by the id in its path, reaches n3 too
+    asyncio.run(_stream_over_websocket(cluster.url, ws_sid, pcm16[: int(0.4 * 16000)]))
+    st = httpx.get(f"{n3.url}{API}/status/{ws_sid}").json()
+    assert st["speech_seconds_accepted"] == pytest.approx(SPEECH_S + 0.4, abs=0.01), st
 
     # -- node loss mid-stream: n2's sessions fail fast in JSON, the other six keep real time
     victims, survivors = _owned(sids, "n2"), [s for s in sids if node_of(s) != "n2"]
@@ -160,7 +239,10 @@ def test_placement_affinity_node_loss_drain_and_join(cluster: Cluster, sample_fa
         s: (time.monotonic(), lb.get(f"{API}/status/{s}").json()["total_frames_generated"]) for s in survivors
     }
     segments_before = {s: last_segment(lb, s) for s in survivors}
+    events = _EventStream(f"{cluster.url}{API}/events/{victims[0]}")  # in flight when n2 dies
+    assert events.opened.wait(10), "the SSE stream through the balancer did not open"
     n2.kill()
+    killed_at = time.monotonic()
     for sid in victims:
         for method, path in (("GET", f"{API}/status/{sid}"), ("POST", f"{API}/feed?session_id={sid}")):
             t0 = time.monotonic()
@@ -168,7 +250,10 @@ def test_placement_affinity_node_loss_drain_and_join(cluster: Cluster, sample_fa
             assert time.monotonic() - t0 < 2.0, "a lost session's request must fail fast"
             message = _json_error(r, 410)
             assert "n2" in message and "unreachable" in message, message
-    time.sleep(3.0)
+    events.thread.join(5)
+    assert not events.thread.is_alive(), "an in-flight SSE stream of a dead node must end, not hang"
+    assert events.ended_at - killed_at < 3.0
+    time.sleep(max(0.0, killed_at + 3.0 - time.monotonic()))
     for sid in survivors:
         t1, frames1 = time.monotonic(), lb.get(f"{API}/status/{sid}").json()["total_frames_generated"]
         t0, frames0 = before[sid]
@@ -193,7 +278,9 @@ def test_placement_affinity_node_loss_drain_and_join(cluster: Cluster, sample_fa
     assert "balancer" in _json_error(lb.post("/admin/drain"), 403)  # never through the balancer
     drained = httpx.post(f"{n3.url}/admin/drain", params={"timeout_s": "30"})
     assert drained.status_code == 202 and drained.json()["draining"], drained.text
-    cluster.wait_states({("new_sessions", "n3"): "DOWN", ("sessions", "n3"): "UP", ("new_sessions", "n1"): "UP"})
+    cluster.wait_states(
+        {("new_sessions", "n3"): "DOWN", ("sessions", "n3"): "UP", ("new_sessions", "n1"): "UP"}
+    )
     fresh = [init_session(lb, face)["session_id"] for _ in range(2)]
     assert [node_of(s) for s in fresh] == ["n1", "n1"], fresh
     for sid in _owned(sids, "n3"):  # a draining node's sessions are unaffected
@@ -210,7 +297,8 @@ def test_placement_affinity_node_loss_drain_and_join(cluster: Cluster, sample_fa
         wait_healthy(n4)
         for backend, extra in (("new_sessions", "rise 1 fall 1"), ("sessions", "rise 2 fall 2")):
             runtime_api(
-                cluster.admin_socket, f"add server {backend}/n4 127.0.0.1:{n4.port} check inter 1s {extra}"
+                cluster.admin_socket,  # experimental-mode: needed by HAProxy 2.4, harmless later
+                f"experimental-mode on; add server {backend}/n4 127.0.0.1:{n4.port} check inter 1s {extra}",
             )
             runtime_api(cluster.admin_socket, f"enable health {backend}/n4")
             runtime_api(cluster.admin_socket, f"enable server {backend}/n4")

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 
 from tests.support.processes import metric_values, probe_app
 
-DOCUMENTED = {200, 400, 404, 405, 409, 413, 415, 422, 429, 503, 507}
+DOCUMENTED = {200, 400, 404, 405, 409, 410, 413, 415, 422, 429, 503, 507}
 STREAMING = {"/api/audio-driven/chunked/events/{session_id}"}  # SSE: never ends while the session lives
 
 

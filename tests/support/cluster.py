@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -146,7 +146,6 @@ class Cluster:
     admin_socket: Path
     workdir: Path
     haproxy: subprocess.Popen
-    extra: list[Node] = field(default_factory=list)
 
     def wait_states(self, want: dict[tuple[str, str], str], timeout_s: float = 10.0) -> dict:
         """Until every (backend, server) listed has that status (prefix match: ``UP`` ≈ ``UP 1/2``)."""

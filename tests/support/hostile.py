@@ -120,7 +120,8 @@ def wait_back(baseline: Resources, timeout: float = 15.0, margins: dict | None =
 def assert_back(baseline: Resources, timeout: float = 15.0, margins: dict | None = None) -> None:
     limits = margins or MARGINS
     delta = wait_back(baseline, timeout, limits)
-    assert all(delta[k] <= limits[k] for k in limits), (delta, limits)
+    names = sorted(t.name for t in threading.enumerate())
+    assert all(delta[k] <= limits[k] for k in limits), (delta, limits, names)
 
 
 # -- the healthy session -------------------------------------------------------------------------

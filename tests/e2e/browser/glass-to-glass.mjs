@@ -31,7 +31,7 @@ const ROOT = new URL('../../../', import.meta.url).pathname;
 function recordPlayer() {
   const video = document.getElementById('video');
   const hls = window.facestream.player.hls;
-  const log = { samples: [], events: [], errors: [], frags: [], playlists: [] };
+  const log = { samples: [], events: [], errors: [], frags: [], playlists: [], loading: [] };
   window.facestream.playerLog = log;
   const now = () => performance.timeOrigin + performance.now();
   const ahead = () => {
@@ -60,8 +60,13 @@ function recordPlayer() {
   });
   hls.on(Events.LEVEL_LOADED, (_e, d) => {
     const st = d.stats.loading;
-    log.playlists.push({ start: wall(st.start), end: wall(st.end) });
+    const det = d.details;
+    log.playlists.push({
+      start: wall(st.start), end: wall(st.end), advanced: det.advanced, age: det.age, tuneInGoal: det.tuneInGoal ?? 0,
+      last: [det.lastPartSn, det.lastPartIndex], asked: d.deliveryDirectives ? [d.deliveryDirectives.msn, d.deliveryDirectives.part] : null,
+    });
   });
+  hls.on(Events.FRAG_LOADING, (_e, d) => log.loading.push({ at: now(), sn: d.frag.sn, part: d.part?.index ?? null }));
 }
 
 const { context, close } = await launch();
@@ -69,6 +74,15 @@ try {
   const page = await context.newPage();
   const problems = [];
   page.on('pageerror', (e) => problems.push(e.message));
+  await page.addInitScript(() => { // hls.js's own log (timestamped, bounded) to explain freezes
+    const lines = [];
+    window.hlsLines = lines;
+    const to = (level) => (...args) => {
+      lines.push([performance.timeOrigin + performance.now(), level, args.map(String).join(' ').slice(0, 300)]);
+      if (lines.length > 30000) lines.shift();
+    };
+    window.facestreamHlsDebug = { trace: () => {}, debug: to('debug'), log: to('log'), info: to('info'), warn: to('warn'), error: to('error') };
+  });
   await page.goto(`${url}/?debug=latency`);
   await page.getByRole('button', { name: 'Use the sample face' }).click();
   await page.waitForFunction(() => !document.getElementById('start').disabled);
@@ -103,6 +117,7 @@ try {
     clock: window.facestream.clock,
     fatal: window.facestream.player.fatalErrors,
     player: window.facestream.playerLog ?? null,
+    hlsLog: window.hlsLines ?? [],
   }));
   const answer = await fetch(`${url}/api/debug/sessions/${seen.sessionId}/frame-times`);
   const frameTimes = answer.ok ? await answer.json() : { error: `HTTP ${answer.status}` };

@@ -140,3 +140,27 @@ def test_streams_on_threads_share_one_engine(engine, params, avatar, speech):
         assert len(frames) == len(expected)
         for fa, fb in zip(frames, expected, strict=True):
             np.testing.assert_array_equal(fa.image, fb.image)
+
+
+def test_skipping_leaves_frames_out_without_changing_the_ones_rendered(engine, params, avatar, speech):
+    """``SkipsFrames``: motion advances through skipped frames, so what is rendered is identical."""
+    from models.engines.base import SkipsFrames
+
+    full = _run(engine, avatar, params, speech, [6400] * 3)
+    stream = engine.open_stream(avatar, params)
+    assert isinstance(stream, SkipsFrames)
+    asked: list[int] = []
+
+    def skip(index: int) -> bool:
+        asked.append(index)
+        return index % 3 != 0
+
+    kept: list[VideoFrame] = []
+    for a in range(0, len(speech), 6400):
+        kept += stream.push_audio_skipping(speech[a : a + 6400], skip)
+    stream.close()
+    assert asked == list(range(len(asked))) and len(asked) >= len(full) - stream.lookahead_frames - 1
+    assert [f.index for f in kept] == [i for i in asked if i % 3 == 0]
+    by_index = {f.index: f for f in full}
+    for f in kept:
+        assert np.array_equal(f.image, by_index[f.index].image) and f.speech == by_index[f.index].speech
