@@ -10,14 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
-import threading
 import time
 
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from websockets.asyncio.client import connect as ws_connect
@@ -31,6 +28,7 @@ from server.session.events import EventBus
 from server.sinks.fanout import RingTickFanout
 from server.sinks.webrtc.gateway import WebRtcGateway
 from tests.support.realtime import SyntheticClock, ViewerClient, allow_loopback_ice
+from tests.support.servers import live_server
 
 RATE = 24_000
 
@@ -101,12 +99,8 @@ class LiveServer:
         async def not_found(request: Request, exc: LookupError) -> JSONResponse:
             return JSONResponse({"status": "error", "message": str(exc)}, status_code=404)
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="uvicorn-test", daemon=True)
+        self.app = app
+        self.url = ""
 
     def get_session(self, session_id: str) -> QueueSession:
         try:
@@ -116,24 +110,19 @@ class LiveServer:
 
     @property
     def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.url
 
     @property
     def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
+        return self.url.replace("http://", "ws://", 1)
 
 
 @pytest.fixture(scope="module")
 def server():
     live = LiveServer()
-    live.thread.start()
-    deadline = time.monotonic() + 10
-    while not live.server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield live
-    live.server.should_exit = True
-    live.thread.join(timeout=10)
+    with live_server(live.app) as url:
+        live.url = url
+        yield live
 
 
 @pytest.fixture
