@@ -92,6 +92,13 @@ def _label(tile: np.ndarray, text: str) -> np.ndarray:
     return tile
 
 
+def _cut(img: np.ndarray, box: tuple[int, int, int]) -> np.ndarray:
+    x0, y0, side = box
+    return cv2.resize(
+        img[y0 : y0 + side, x0 : x0 + side], (MOUTH_TILE, MOUTH_TILE), interpolation=cv2.INTER_CUBIC
+    )
+
+
 def render_faces_sheet() -> np.ndarray:
     """One row per kind of photo: the photo's own mouth, then each mouth pose (lower face, 2×)."""
     from benchmarks.eval_media import faces
@@ -110,18 +117,16 @@ def render_faces_sheet() -> np.ndarray:
         h, w = analysis.image.shape[:2]
         x0, y0 = int(np.clip(cx - half, 0, w - 2 * half)), int(np.clip(cy - half * 0.8, 0, h - 2 * half))
 
-        def cut(img: np.ndarray) -> np.ndarray:
-            region = img[y0 : y0 + 2 * half, x0 : x0 + 2 * half]
-            return cv2.resize(region, (MOUTH_TILE, MOUTH_TILE), interpolation=cv2.INTER_CUBIC)
-
-        tiles = [_label(cut(analysis.image), f"{name} (photo)")]
-        tiles += [_label(cut(renderer.render(m)), label) for label, m in MOUTH_POSES]
+        box = (x0, y0, 2 * half)
+        tiles = [_label(_cut(analysis.image, box), f"{name} (photo)")]
+        tiles += [_label(_cut(renderer.render(m), box), label) for label, m in MOUTH_POSES]
         rows.append(np.concatenate(tiles, axis=1))
     return np.concatenate(rows, axis=0)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
     parser.add_argument("--image", type=Path, default=SAMPLE_FACE)
     parser.add_argument("--faces", action="store_true", help="the mouth sheet over the evaluation faces")
     parser.add_argument("--out", type=Path, default=None)

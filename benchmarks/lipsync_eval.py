@@ -29,13 +29,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.eval_media import TEXTS, VOICES, faces  # noqa: E402
+from hls.ffmpeg_tools import ffmpeg_exe  # noqa: E402
 from models.engines.cpu import CpuEngine  # noqa: E402
 from models.face import FaceLandmarker  # noqa: E402
 from models.face.landmarks import FaceBox  # noqa: E402
 from models.face.measure import mouth_opening  # noqa: E402
 from models.render.rig_mouth import JAW_DROP_IOD  # noqa: E402
 from models.types import EngineParams  # noqa: E402
-from tests.support.lipsync import SR, Clip, align, espeak, score  # noqa: E402
+from tests.support.lipsync import SR, Clip, align, espeak, score, x264_round_trip  # noqa: E402
 
 DEB_DIR = ROOT / "benchmarks" / "out" / "debs"
 ALSA_WORDS = ["Front_Center", "Front_Left", "Front_Right", "Rear_Center", "Rear_Left", "Side_Left"]
@@ -50,7 +51,9 @@ def alsa_voice() -> Clip | None:
     if not wav_dir.exists():
         DEB_DIR.mkdir(parents=True, exist_ok=True)
         try:
-            subprocess.run(["apt-get", "download", "alsa-utils"], cwd=DEB_DIR, check=True, capture_output=True)
+            subprocess.run(
+                ["apt-get", "download", "alsa-utils"], cwd=DEB_DIR, check=True, capture_output=True
+            )
             deb = sorted(DEB_DIR.glob("alsa-utils_*.deb"))[0]
             subprocess.run(["dpkg-deb", "-x", str(deb), str(DEB_DIR)], check=True)
         except (OSError, subprocess.CalledProcessError, IndexError):
@@ -69,31 +72,24 @@ def voices() -> list[Clip]:
 
     from models.samples import SAMPLE_SPEECH
 
-    clips = [Clip(name, espeak(TEXTS[key], v, speed, pitch), TEXTS[key], "tts") for name, v, speed, pitch, key in VOICES]
+    clips = [
+        Clip(name, espeak(TEXTS[key], v, speed, pitch), TEXTS[key], "tts")
+        for name, v, speed, pitch, key in VOICES
+    ]
     sample, _ = sf.read(SAMPLE_SPEECH, dtype="float32")
     clips.append(Clip("sample", sample, None, "tts"))
-    clips.append(Clip("de-slow", espeak("Guten Morgen, wie geht es Ihnen? Das Wetter ist heute schön.", "de", 130, 30), None, "tts"))
+    clips.append(
+        Clip(
+            "de-slow",
+            espeak("Guten Morgen, wie geht es Ihnen? Das Wetter ist heute schön.", "de", 130, 30),
+            None,
+            "tts",
+        )
+    )
     real = alsa_voice()
     if real is not None:
         clips.append(real)
     return clips
-
-
-def x264_round_trip(frames: np.ndarray) -> np.ndarray:
-    """(N, H, W, 3) RGB → H.264 (yuv420p, CRF 23) → decoded RGB, as viewers get it."""
-    from hls.ffmpeg_tools import ffmpeg_exe
-
-    n, h, w, _ = frames.shape
-    enc = subprocess.run(
-        [ffmpeg_exe(), "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", "25", "-i", "-",
-         "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p", "-f", "h264", "-"],
-        input=frames.tobytes(), capture_output=True, check=True,
-    )
-    dec = subprocess.run(
-        [ffmpeg_exe(), "-v", "error", "-f", "h264", "-i", "-", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
-        input=enc.stdout, capture_output=True, check=True,
-    )
-    return np.frombuffer(dec.stdout, np.uint8).reshape(-1, h, w, 3)[:n]
 
 
 def render(engine: CpuEngine, avatar, pcm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -113,7 +109,9 @@ def render(engine: CpuEngine, avatar, pcm: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--faces", default="", help="comma-separated face names (default: all)")
     parser.add_argument("--voices", default="", help="comma-separated voice names (default: all)")
     parser.add_argument("--motion-only", action="store_true")
@@ -134,7 +132,7 @@ def main() -> None:
             if args.motion_only:
                 gap = jaw
             else:
-                decoded = x264_round_trip(frames)
+                decoded = x264_round_trip(ffmpeg_exe(), frames)
                 gaps = []
                 for img in decoded:
                     lms = landmarker.mesh(np.ascontiguousarray(img), box)
@@ -144,18 +142,26 @@ def main() -> None:
                 gap = np.nan_to_num(gap, nan=float(np.nanmedian(gap)))
             s = score(gap, clip.pcm, truth[clip.name])
             rows.append((face_name, clip, s))
-            print(f"{face_name:20s} {clip.name:16s} {clip.kind:4s} {s.line()}" + ("" if args.motion_only else f"  lost {lost}"), flush=True)
+            print(
+                f"{face_name:20s} {clip.name:16s} {clip.kind:4s} {s.line()}"
+                + ("" if args.motion_only else f"  lost {lost}"),
+                flush=True,
+            )
     print()
     bil = [(s.bilabial * s.n_bilabial, s.n_bilabial) for _, c, s in rows if c.text]
     opn = [(s.open_vowel * s.n_open, s.n_open) for _, c, s in rows if c.text]
     total = lambda pairs: sum(a for a, _ in pairs) / max(sum(b for _, b in pairs), 1)  # noqa: E731
     print(f"bilabial closure ±1 frame: {total(bil):.1%} of {sum(b for _, b in bil)}  (target ≥ 90 %)")
     print(f"open vowels open:          {total(opn):.1%} of {sum(b for _, b in opn)}  (target ≥ 95 %)")
-    print(f"silence closed, worst render: {min(s.silence for *_, s in rows):.1%}  (target ≥ 95 % on every render)")
+    print(
+        f"silence closed, worst render: {min(s.silence for *_, s in rows):.1%}  (target ≥ 95 % every render)"
+    )
     for kind, target in (("tts", 0.85), ("real", 0.75)):
         rs = [s.r for _, c, s in rows if c.kind == kind]
         if rs:
-            print(f"r vs loudness ({kind}): median {np.median(rs):.3f}, min {min(rs):.3f}  (target ≥ {target})")
+            print(
+                f"r vs loudness ({kind}): median {np.median(rs):.3f}, min {min(rs):.3f}  (target ≥ {target})"
+            )
     lags = [s.lag for *_, s in rows]
     print(f"lag: {sorted(set(lags))} (share 0: {np.mean(np.array(lags) == 0):.0%})")
     print(f"{len(portraits)} faces × {len(clips)} voices in {time.perf_counter() - t0:.0f} s")

@@ -16,6 +16,14 @@ if ! command -v ffprobe >/dev/null 2>&1 && [ -z "${FACESTREAM_FFPROBE:-}" ]; the
     echo "ffprobe missing: install your distribution's ffmpeg package (or set FACESTREAM_FFPROBE)" >&2
   fi
 fi
+# Lip-sync quality tests speak known text with espeak-ng (Debian package; idempotent).
+if ! command -v espeak-ng >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends espeak-ng >/dev/null
+  else
+    echo "espeak-ng missing: install your distribution's espeak-ng package (voice tests will skip)" >&2
+  fi
+fi
 [ -x scripts/setup-browser.sh ] && scripts/setup-browser.sh
 [ -x scripts/setup-haproxy.sh ] && scripts/setup-haproxy.sh
 .venv/bin/ruff check .

@@ -58,7 +58,7 @@ def _warm_up(engine: Engine) -> None:
 def _measure_admission(engine: Engine, settings: Settings) -> None:
     """Replace the placeholder ``max_sessions`` by the start-up measurement (server.compute.capacity)."""
     try:
-        estimate = calibrate(engine, settings.hls_preset, cpu_count())
+        estimate = calibrate(engine, settings.hls_preset, cpu_count(), settings.admission_utilisation)
     except Exception:  # keep the placeholder; say so, since admission is then a guess
         log.warning(
             "admission calibration failed; max_sessions stays %d", settings.max_sessions, exc_info=True

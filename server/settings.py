@@ -74,6 +74,10 @@ class Settings(BaseSettings):
 
     max_sessions: int = Field(0, ge=0, description="0 = measured at start-up (server.compute.capacity)")
     _measure_admission: bool = PrivateAttr(False)
+    admission_utilisation: float = Field(0.7, gt=0, le=1)
+    """With ``max_sessions`` unset: the share of the cores that admitted sessions may use at their
+    cost measured at start-up (server.compute.capacity); the rest is headroom for bursts and
+    contention. Confirm it with benchmarks/server_capacity.py --client process on the target box."""
     inference_workers: int = Field(0, ge=0, description="0 = one per core")
     session_idle_timeout_s: float = Field(3000.0, gt=0)
     sweep_interval_s: float = Field(30.0, gt=0)
@@ -138,20 +142,23 @@ class Settings(BaseSettings):
     output_sample_rate: int = Field(48_000, ge=8_000, le=96_000)
     latency_lead_ms: float = Field(200.0, ge=40, le=5000)
     """A new utterance starts this far ahead of the playhead: engine lookahead (``cpu_lookahead_ms``,
-    120 ms) + one frame being rendered + arrival jitter that real-time feeds may have without gaps
-    (the rest, 40 ms). Glass-to-glass over WebRTC is this + ~30 ms tick phase + ~45 ms encode,
-    RTP and the browser's jitter buffer (benchmarks/glass_to_glass_webrtc.py): ~0.28 s at 200 ms,
-    0.44-0.46 s at the former 400 ms (with a 200 ms lookahead). Raise it for feeds that arrive in
-    bursts or over jittery links; an engine with more lookahead raises it itself (lead >= lookahead
-    + 1 frame)."""
-    render_margin_ms: float = Field(120.0, ge=40, le=2000)
-    """How far beyond the engine's lookahead the producer renders ahead of the clock."""
-    cpu_lookahead_ms: float = Field(120.0, ge=40, le=400)
+    80 ms) + render margin (80 ms) + arrival jitter that real-time feeds may have without gaps (the
+    rest, 40 ms). Glass-to-glass over WebRTC is this + ~30 ms tick phase + ~45 ms encode, RTP and
+    the browser's jitter buffer (benchmarks/glass_to_glass_webrtc.py): under 0.3 s at 200 ms,
+    0.44-0.46 s at the former default (400 ms lead, 200 ms lookahead, 120 ms margin). Raise it for
+    feeds that arrive over jittery links; an engine with more lookahead raises it itself (lead >=
+    lookahead + 1 frame)."""
+    render_margin_ms: float = Field(80.0, ge=40, le=2000)
+    """How far beyond the engine's lookahead the producer renders ahead of the clock: each frame's
+    render budget (was 120 ms with the 400 ms lead; the CPU engine renders a frame in ~10 ms)."""
+    cpu_lookahead_ms: float = Field(80.0, ge=40, le=400)
     """The CPU engine's right context in the server: frame n is rendered once audio to n + this is
     in. 200 ms (the engine's own default, used by ``facestream render``) gives the best visemes
     (benchmarks/motion_rtf.py: 0.76 agreement with an offline decode); 120 ms 0.73, 80 ms 0.65; the
-    lip opening follows loudness the same (r ~0.81, tests/quality/test_lipsync.py). 120 ms buys the
-    80 ms that bring WebRTC glass-to-glass under 0.3 s. It is the floor of ``latency_lead_ms``."""
+    lip opening follows loudness the same (r ~0.81, tests/quality/test_lipsync.py). The live default,
+    80 ms, buys the latency that brings WebRTC glass-to-glass under 0.3 s while keeping an 80 ms
+    render margin and 40 ms of jitter slack inside a 200 ms lead. It is the floor of
+    ``latency_lead_ms`` (lead >= lookahead + 1 frame)."""
     motion_processes: int = Field(-1, ge=-1)
     """Worker processes for the CPU engine's audio→motion (pocketsphinx holds the GIL, which
     otherwise serialises every live session on one lock; models.engines.motion_workers).

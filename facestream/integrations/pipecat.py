@@ -101,12 +101,25 @@ class FacestreamVideoService(FrameProcessor):
         self.interruptions: list[float] = []  # monotonic times of handled interruptions (diagnostics)
 
     @classmethod
-    def remote(cls, server_url: str, image: Path | bytes, **kwargs: object) -> FacestreamVideoService:
-        """Render on a facestream server: speech over its WebSocket ingest, video back over WebRTC."""
+    def remote(
+        cls,
+        server_url: str,
+        image: Path | bytes,
+        *,
+        api_key: str | None = None,
+        sample_rate: int = 24_000,
+        allow_loopback: bool = False,
+        **kwargs: object,
+    ) -> FacestreamVideoService:
+        """Render on a facestream server: speech over its WebSocket ingest, video back over WebRTC
+        (``facestream.integrations.remote``). ``sample_rate``: the TTS's rate (the session's)."""
         from facestream.integrations.remote import RemoteAvatar
 
         async def factory() -> AvatarBackend:
-            return await RemoteAvatar.open(server_url, image)
+            return await RemoteAvatar.open(
+                server_url, image, sample_rate=sample_rate, output_rate=sample_rate,
+                api_key=api_key, allow_loopback=allow_loopback,
+            )  # fmt: skip
 
         return cls(backend_factory=factory, **kwargs)
 

@@ -1,9 +1,16 @@
 """The LL-HLS media playlist (RFC 8216bis, version 9), rendered from a timeline's state. Pure.
 
-Parts are listed only for segments that end within three target durations of the playlist's
-end (older ones are dropped as §4.4.4.9 allows; clients ignore them anyway), the open segment
-is listed by its parts alone, and a preload hint names the next part so that players can
-request it before it exists (the server holds that request until the part is ready).
+Parts are listed only for the open segment and the newest complete one (``PART_SEGMENTS``; that
+covers more than PART-HOLD-BACK, and §4.4.4.9 lets older parts go), the open segment is listed by
+its parts alone, and a preload hint names the next part so that players can request it before it
+exists (the server holds that request until the part is ready).
+
+Why not keep parts for three target durations (the most §4.4.4.9 allows): measured under load
+(benchmarks/glass_to_glass_llhls.py, hls.js 1.7 in Chromium), when a segment completes while
+hls.js is still loading one of its parts, hls.js may mark that segment loaded without its last
+part and then refuses to load anything until that segment's parts leave the playlist: with
+three target durations of parts that was a 2.5–3 s freeze with every part delivered on time.
+Listing parts for one complete segment bounds it to under a segment.
 """
 
 from __future__ import annotations
@@ -12,6 +19,9 @@ import math
 from datetime import datetime, timedelta
 
 from hls.llhls.timeline import INIT_URI, LlHlsTimeline, LlSegment, PlaylistState, part_uri
+
+PART_SEGMENTS = 2
+"""Segments whose parts are listed: the open one and the newest complete one (see above)."""
 
 
 def _pdt(anchor: datetime, seconds: float) -> str:
@@ -42,7 +52,9 @@ def render_playlist(state: PlaylistState) -> str:
     if all(s.independent for s in segments if s.parts):  # a promise about every listed segment
         lines.append("#EXT-X-INDEPENDENT-SEGMENTS")
     lines.append(f'#EXT-X-MAP:URI="{INIT_URI}"')
-    end_time = segments[-1].start + segments[-1].duration if segments else 0.0
+    # the open segment (if any) and the newest complete one
+    newest = PART_SEGMENTS if segments and not segments[-1].complete else PART_SEGMENTS - 1
+    with_parts = {s.msn for s in segments[-newest:]}
     for i, seg in enumerate(segments):
         if seg.discontinuity:  # an encoder restart (before the segment's first part, RFC 8216bis §4.4.4.9)
             lines.append("#EXT-X-DISCONTINUITY")
@@ -52,7 +64,7 @@ def render_playlist(state: PlaylistState) -> str:
             or abs(segments[i - 1].start + segments[i - 1].duration - seg.start) > 1e-3
         ):
             lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_pdt(anchor, seg.start)}")
-        if not ended and end_time - (seg.start + seg.duration) < 3 * target:
+        if not ended and seg.msn in with_parts:
             for part in seg.parts:
                 independent = ",INDEPENDENT=YES" if part.independent else ""
                 lines.append(f'#EXT-X-PART:DURATION={part.duration:.3f},URI="{part.uri}"{independent}')

@@ -101,8 +101,8 @@ class FaceAnalyzer:
         yaw = estimate_yaw(source_lms)
         if abs(yaw) > MAX_YAW_DEG:
             raise FaceTurnedAwayError(
-                f"the face is turned about {abs(yaw):.0f}° from the camera; at most {MAX_YAW_DEG:.0f}° can be "
-                "animated — use a photo facing the camera more"
+                f"the face is turned about {abs(yaw):.0f}° from the camera; at most {MAX_YAW_DEG:.0f}° "
+                "can be animated — use a photo facing the camera more"
             )
         if crop:
             out, crop_box = _crop_square(rgb, source_lms)
@@ -205,7 +205,9 @@ def _mesh_padded(landmarker: FaceLandmarker, rgb: np.ndarray, box: FaceBox) -> n
 
 
 def _shift(box: FaceBox, dx: float, dy: float, scale: float) -> FaceBox:
-    return FaceBox((box.x0 + dx) * scale, (box.y0 + dy) * scale, (box.x1 + dx) * scale, (box.y1 + dy) * scale, box.score)
+    return FaceBox(
+        (box.x0 + dx) * scale, (box.y0 + dy) * scale, (box.x1 + dx) * scale, (box.y1 + dy) * scale, box.score
+    )
 
 
 def pick_face(boxes: list[FaceBox], width: int, height: int) -> FaceBox:

@@ -174,7 +174,9 @@ class PhoneRecognizer:
         return out
 
 
-NOISE_BED = (np.random.default_rng(0).standard_normal(SAMPLES_PER_FRAME) * 10 ** (-70 / 20)).astype(np.float32)
+NOISE_BED = (np.random.default_rng(0).standard_normal(SAMPLES_PER_FRAME) * 10 ** (-70 / 20)).astype(
+    np.float32
+)
 """A fixed -70 dBFS bed under every block. Digital silence (log of zero energy) in the pre-roll
 and in stop closures derails the search: measured on forced-aligned espeak-ng speech, the bed
 doubles the share of bilabials labelled M/B/P (14 % → 27 %) and lowers decoding cost ~10 %.

@@ -47,9 +47,12 @@ class MouthInterior:
         lip = _region_mean(image, outer, ref[list(topo.INNER_MOUTH_CONTOUR)])
         skin = _region_mean(image, ref[list(topo.FACE_OVAL)])
         brightness = float(np.clip((0.299 * skin[0] + 0.587 * skin[1] + 0.114 * skin[2]) / 150.0, 0.5, 1.05))
-        self.cavity_rgb = lip * 0.22 + np.array([6.0, 2.0, 3.0], np.float32)
-        self.tongue_rgb = lip * 0.62 + np.array([22.0, 4.0, 8.0], np.float32) * brightness
-        self.teeth_rgb = (0.85 * TEETH_RGB + 0.15 * skin) * brightness
+        # warm tints only as far as the photo has colour: a black-and-white portrait gets a gray mouth
+        tint = float(np.clip((skin.max() - skin.min()) / 40.0, 0.0, 1.0))
+        teeth = TEETH_RGB.mean() + tint * (TEETH_RGB - TEETH_RGB.mean())
+        self.cavity_rgb = lip * 0.22 + np.array([6.0, 2.0, 3.0], np.float32) * tint
+        self.tongue_rgb = lip * 0.62 + np.array([22.0, 4.0, 8.0], np.float32) * brightness * tint
+        self.teeth_rgb = (0.85 * teeth + 0.15 * skin) * brightness
         self.feather = max(0.6, 0.008 * self.iod)
         inner = ref[list(topo.INNER_MOUTH_CONTOUR)]
         mid_gap = float((ref[topo.INNER_LIP_MID[1]] - ref[topo.INNER_LIP_MID[0]]) @ frame.ey)
@@ -60,7 +63,7 @@ class MouthInterior:
         """Inner-lip gap of the rest pose (set by the renderer, which knows the rig)."""
         self._lip_rgb = lip
         # columns: the colours that cv2.transform mixes per pixel by the (cavity, tongue, teeth) weights
-        self.gum_rgb = lip * 0.8 + np.array([30.0, 4.0, 8.0], np.float32) * brightness
+        self.gum_rgb = lip * 0.8 + np.array([30.0, 4.0, 8.0], np.float32) * brightness * tint
         colours = [self.cavity_rgb, self.tongue_rgb, self.teeth_rgb, self.gum_rgb]
         self._colours = np.stack(colours, axis=1).astype(np.float32)
         self._photo = image
@@ -96,7 +99,7 @@ class MouthInterior:
         x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
         # lip colour above and below the opening, blended top to bottom, with the darker contact line
         t = np.linspace(0.0, 1.0, y1 - y0, dtype=np.float32)[:, None, None]
-        shade = 0.62 + 0.38 * np.abs(2.0 * t - 1.0)
+        shade = 0.74 + 0.26 * np.abs(2.0 * t - 1.0)
         fill = np.broadcast_to(self._lip_rgb * shade, (y1 - y0, x1 - x0, 3))
         out = image.astype(np.float32)
         a = alpha[y0:y1, x0:x1]
@@ -215,9 +218,7 @@ class MouthInterior:
         lip_shadow = 0.62 + 0.38 * _smoothstep(0.0, 0.45, rel)  # the upper lip shades the top
         shade = (0.55 + 0.45 * np.cos(s * np.pi / 2.0)) * (1.0 - 0.25 * rel**2) * lip_shadow
         shade *= lut.table(tooth_shade)
-        gum = cover * _smoothstep(0.16, 0.04, rel) * float(
-            _smoothstep(0.14 * iod, 0.26 * iod, gap_c)
-        )
+        gum = cover * _smoothstep(0.16, 0.04, rel) * float(_smoothstep(0.14 * iod, 0.26 * iod, gap_c))
         a_ut = 0.95 * cover  # upper teeth
         keep = 1.0 - a_ut
         cavity *= keep
@@ -272,7 +273,9 @@ class MouthInterior:
         map_y = (c[1] + us * ex[1] + vs * ey[1]).astype(np.float32)
         texture = cv2.remap(self._photo, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         # soft occlusion: the corners and the lips' undersides shade the reused teeth a little
-        occlusion = (0.72 + 0.28 * np.cos(s * np.pi / 2.0)) * (0.8 + 0.2 * _smoothstep(0.0, 0.25 * np.maximum(src_gap, 1.0), d))
+        occlusion = (0.72 + 0.28 * np.cos(s * np.pi / 2.0)) * (
+            0.8 + 0.2 * _smoothstep(0.0, 0.25 * np.maximum(src_gap, 1.0), d)
+        )
         texture = texture.astype(np.float32) * occlusion[:, :, None]
         open_k = float(_smoothstep(0.0, 0.02 * self.iod, gap_c))
         weight = (a_up + a_lo) * _smoothstep(1.15, 1.0, np.abs(u / max(half_w, 1.0))) * open_k
@@ -308,8 +311,12 @@ def _shows_teeth(image: np.ndarray, inner: np.ndarray, lip: np.ndarray) -> bool:
     return float(bright.mean()) > TEETH_SHARE
 
 
-_UPPER_CONTOUR = list(topo.MOUTH_CORNERS[:1]) + list(topo.UPPER_LIP_INNER[1:-1]) + list(topo.MOUTH_CORNERS[1:])
-_LOWER_CONTOUR = list(topo.MOUTH_CORNERS[:1]) + list(topo.LOWER_LIP_INNER[1:-1]) + list(topo.MOUTH_CORNERS[1:])
+_UPPER_CONTOUR = (
+    list(topo.MOUTH_CORNERS[:1]) + list(topo.UPPER_LIP_INNER[1:-1]) + list(topo.MOUTH_CORNERS[1:])
+)
+_LOWER_CONTOUR = (
+    list(topo.MOUTH_CORNERS[:1]) + list(topo.LOWER_LIP_INNER[1:-1]) + list(topo.MOUTH_CORNERS[1:])
+)
 
 
 class _UniformLut:

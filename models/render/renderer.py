@@ -43,16 +43,20 @@ class FaceRenderer:
     def size(self) -> tuple[int, int]:
         return int(self.image.shape[1]), int(self.image.shape[0])
 
-    def render(self, motion: MotionFrame) -> np.ndarray:
-        """(H, W, 3) uint8 RGB frame for ``motion``; deterministic."""
-        return self.render_timed(motion)[0]
+    def render(self, motion: MotionFrame, disp: np.ndarray | None = None) -> np.ndarray:
+        """(H, W, 3) uint8 RGB frame for ``motion``; deterministic. ``disp``: the rig's
+        ``displacements(motion)`` when the caller already has them."""
+        return self.render_timed(motion, disp)[0]
 
-    def render_timed(self, motion: MotionFrame) -> tuple[np.ndarray, dict[str, float]]:
+    def render_timed(
+        self, motion: MotionFrame, disp: np.ndarray | None = None
+    ) -> tuple[np.ndarray, dict[str, float]]:
         """The frame plus where its time went (CPU ms of the calling thread, so the split holds on
         a loaded machine; with OpenCV's own thread pool on, work it farms out is not counted):
         rig, field (backward map), remap, overlays."""
         t0 = time.thread_time()
-        disp = self.rig.displacements(motion)
+        if disp is None:
+            disp = self.rig.displacements(motion)
         t1 = time.thread_time()
         map_x, map_y = self.field.backward_map(disp)
         t2 = time.thread_time()

@@ -187,8 +187,8 @@ class Authenticator:
         creds = credentials_of(conn)
         for credential in creds:
             name = self.key_id(credential)
-            if name is not None:
-                return Client(name, loopback)
+            if name is not None:  # a key is a client wherever it connects from: never exempt
+                return Client(name, False)
         if not creds:
             raise AuthenticationError(
                 "an API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"

@@ -3,7 +3,9 @@ rate limit, error metrics.
 
 Middleware order (outermost first): error counting (sees every refusal below it), rate limit
 (refuses before anything is read; HTTP and WebSocket upgrades), origin guard (a foreign page may
-not drive the API), body limit (refuses while the body streams in), CORS, then the app.
+not drive the API), key gate (with API keys, a creation request without a valid key is refused
+before its upload is read or parsed), body limit (refuses while the body streams in), CORS, then
+the app.
 
 CORS: the API answers cross-origin calls only for the origins in ``settings.cors_origins`` (default
 none: the page the server itself serves is same-origin and needs no CORS). HLS files, /health and
@@ -23,6 +25,7 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.requests import HTTPConnection
 
 from server.api.auth import Authenticator, install_log_redaction
 from server.api.guards import (
@@ -36,6 +39,7 @@ from server.api.guards import (
 )
 from server.api.owners import SessionOwners
 from server.api.ratelimit import ClientRateLimiter, ListenerLimits, RateLimitMiddleware, refuse_websocket
+from server.errors import AuthenticationError
 from server.metrics import ErrorCountingMiddleware, ServerMetrics
 from server.settings import Settings
 
@@ -79,6 +83,36 @@ class OriginGuard:
         await self.app(scope, receive, send)
 
 
+CREATION_PATHS = frozenset(
+    {"/api/audio-driven", "/api/audio-driven/stream", "/api/audio-driven/chunked/init"}
+)
+
+
+class KeyGate:
+    """401 for creation requests without a valid API key, before their body is read.
+
+    The routes check the key too (``auth.client_of``); this only saves parsing a 20 MB multipart
+    upload for a request that is refused anyway."""
+
+    def __init__(self, app: ASGIApp, auth: Authenticator) -> None:
+        self.app = app
+        self.auth = auth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            self.auth.keys_configured
+            and scope["type"] == "http"
+            and scope.get("method") == "POST"
+            and scope.get("path", "") in CREATION_PATHS
+        ):
+            try:
+                self.auth.client(HTTPConnection(scope))
+            except AuthenticationError as exc:
+                await send_json_error(send, 401, str(exc), {"WWW-Authenticate": "Bearer"})
+                return
+        await self.app(scope, receive, send)
+
+
 class SplitCors:
     """Open read-only CORS for the public paths, the allow-list for everything else."""
 
@@ -114,6 +148,7 @@ def install_middleware(app: FastAPI, settings: Settings) -> ServerMetrics:
     install_log_redaction()
     app.add_middleware(SplitCors, allowed=list(settings.cors_origins))
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for_path(settings))
+    app.add_middleware(KeyGate, auth=auth)
     app.add_middleware(OriginGuard, allowed=list(settings.cors_origins))
     if settings.rate_limit_per_s > 0:
         limiter = ClientRateLimiter(

@@ -89,7 +89,7 @@ def _from_this_host(request: Request) -> bool:
         return False
 
 
-@router.post("/admin/drain", dependencies=[Depends(auth.operator)])
+@router.post("/admin/drain", dependencies=[Depends(auth.operator)], include_in_schema=False)  # ops, not API
 async def drain(request: Request, timeout_s: str | None = None) -> JSONResponse:
     if not _from_this_host(request):
         raise ForbiddenError("drain is only accepted from the node's own host, not through a proxy")

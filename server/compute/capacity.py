@@ -12,9 +12,10 @@ session encoder's x264 settings (the child's own rusage). A live session costs
 and ``max_sessions = floor(cores × UTILISATION / core/session)`` over the cores this process may
 run on (``os.sched_getaffinity``), capped at ``MAX_PER_CORE`` per core.
 
-``UTILISATION`` is the share of the cores the sessions may plan to use: the rest is headroom for
-bursts (utterance starts, viewers joining, the event loop) and for contention on the interpreter
-lock, without which frames start to miss their ticks well before the cores are busy (issue 14).
+``UTILISATION`` (``--admission-utilisation``) is the share of the cores the sessions may plan to
+use: the rest is headroom for bursts (utterance starts, viewers joining, the event loop) and for
+contention on the interpreter lock, without which frames start to miss their ticks well before
+the cores are busy (issue 14).
 The lead's idle-machine run of ``benchmarks/server_capacity.py --client process`` is what
 confirms it; the derivation is logged at start-up so an operator can check it.
 """
@@ -61,10 +62,11 @@ class CapacityEstimate:
     engine_ms_per_frame: float
     encoder_ms_per_frame: float
     core_per_session: float
+    utilisation: float = UTILISATION
 
     def derivation(self) -> str:
         return (
-            f"max_sessions={self.max_sessions}: floor({self.cores} cores × {UTILISATION} / "
+            f"max_sessions={self.max_sessions}: floor({self.cores} cores × {self.utilisation} / "
             f"{self.core_per_session:.3f} core per session), measured at start-up: engine "
             f"{self.engine_ms_per_frame:.2f} ms + encoder {self.encoder_ms_per_frame:.2f} ms CPU per frame "
             f"× {FPS} fps + server {SERVER_CORE_PER_SESSION} core (cap {MAX_PER_CORE}/core); "
@@ -72,11 +74,15 @@ class CapacityEstimate:
         )
 
 
-def estimate(cores: int, engine_s_per_frame: float, encoder_s_per_frame: float) -> CapacityEstimate:
+def estimate(
+    cores: int, engine_s_per_frame: float, encoder_s_per_frame: float, utilisation: float = UTILISATION
+) -> CapacityEstimate:
     """Pure: the admission limit from measured per-frame costs."""
     per_session = FPS * (engine_s_per_frame + encoder_s_per_frame) + SERVER_CORE_PER_SESSION
-    limit = min(MAX_PER_CORE * cores, max(1, math.floor(cores * UTILISATION / per_session)))
-    return CapacityEstimate(limit, cores, engine_s_per_frame * 1e3, encoder_s_per_frame * 1e3, per_session)
+    limit = min(MAX_PER_CORE * cores, max(1, math.floor(cores * utilisation / per_session)))
+    return CapacityEstimate(
+        limit, cores, engine_s_per_frame * 1e3, encoder_s_per_frame * 1e3, per_session, utilisation
+    )
 
 
 def measure_engine(engine: Engine, seconds: float = CALIBRATION_S) -> tuple[float, list[np.ndarray]]:
@@ -136,13 +142,13 @@ def measure_encoder(images: list[np.ndarray], preset: str) -> float:
     return (usage.ru_utime + usage.ru_stime) / len(images)
 
 
-_CACHE: dict[tuple[str, str, int], CapacityEstimate] = {}
+_CACHE: dict[tuple[str, str], tuple[float, float]] = {}
 
 
-def calibrate(engine: Engine, preset: str, cores: int) -> CapacityEstimate:
+def calibrate(engine: Engine, preset: str, cores: int, utilisation: float = UTILISATION) -> CapacityEstimate:
     """Measure (once per process, engine and preset) and derive the admission limit. Blocking."""
-    key = (type(engine).__qualname__ + ":" + engine.name, preset, cores)
+    key = (type(engine).__qualname__ + ":" + engine.name, preset)
     if key not in _CACHE:
         engine_s, images = measure_engine(engine)
-        _CACHE[key] = estimate(cores, engine_s, measure_encoder(images, preset))
-    return _CACHE[key]
+        _CACHE[key] = (engine_s, measure_encoder(images, preset))
+    return estimate(cores, *_CACHE[key], utilisation)

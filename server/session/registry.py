@@ -5,7 +5,7 @@ draining, plus creations in progress); beyond that ``create`` raises CapacityErr
 Retry-After). Finished sessions (complete/failed) hold no threads or ffmpeg; they stay listed,
 with their files, until idle for ``session_idle_timeout_s`` so viewers and status calls still work.
 
-Storage: every session directory is ``storage_dir / <uuid4 hex>`` made from a server-generated id;
+Storage: every session directory is ``storage_dir / <session id>`` (``[<node>-]<uuid4 hex>``);
 no client string ever reaches a path. Directories of a previous run (ids this process does not
 know) are removed at startup.
 

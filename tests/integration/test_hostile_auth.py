@@ -147,6 +147,21 @@ def test_every_route_against_every_credential(world) -> None:
     assert_back(baseline, timeout=20)  # WebRTC peers that never connected were reaped (2 s)
 
 
+def test_delete_needs_the_session_token(world) -> None:
+    srv, face, _, b = world
+    d = init(srv.client, face, KEY).json()
+    url = f"{API}/session/{d['session_id']}"
+    for cred, want in zip(CREDENTIALS, CONTROL, strict=True):
+        r = srv.client.delete(url, headers=auth_headers(_cred(cred, d, b)))
+        assert r.status_code == want, (cred, r.status_code, r.text)
+    assert (
+        srv.client.get(
+            f"{API}/status/{d['session_id']}", headers=auth_headers(d["session_token"])
+        ).status_code
+        == 404
+    )
+
+
 def test_creation_and_operator_routes_need_a_key(world) -> None:
     srv, face, a, b = world
     c = srv.client
@@ -157,6 +172,7 @@ def test_creation_and_operator_routes_need_a_key(world) -> None:
         r = c.post("/api/audio-driven/stream", files={"image": ("f.jpg", face)}, headers=auth_headers(token))
         assert r.status_code == want, r.text
         assert c.get("/metrics", headers=auth_headers(token)).status_code == want
+        assert c.post("/admin/drain", headers=auth_headers(token)).status_code == want
     assert c.get("/health").status_code == 200  # liveness probes stay open
     # X-API-Key works like Bearer; the rotated key works too
     metrics = c.get("/metrics", headers={"X-API-Key": OTHER_KEY})

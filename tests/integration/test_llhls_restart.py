@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -81,9 +82,9 @@ def test_shift_fragment_rewrites_decode_times_and_sequence_in_place(ffmpeg: str)
 
 
 def test_a_resumed_sink_continues_the_stream_and_the_archive_stays_one_fmp4(tmp_path: Path) -> None:
-    audio = noise_audio(5.0, 48000, seed=3)
+    audio = noise_audio(20.0, 48000, seed=3)
     first = LlHlsSink("a", W, H, write_timeout=10.0, anchor=ANCHOR, out_dir=tmp_path).start()
-    gen = ticks(120, W, H, audio, 48000)
+    gen = ticks(400, W, H, audio, 48000)
     for _ in range(60):  # 2.4 s: segments 1, 2 and two parts of segment 3
         first.write(*next(gen))
     for msn, part in ((1, None), (2, None), (3, 0)):
@@ -94,6 +95,7 @@ def test_a_resumed_sink_continues_the_stream_and_the_archive_stays_one_fmp4(tmp_
         for tick in gen:
             failed = tick  # not queued: the next writer gets it
             first.write(*tick)
+            time.sleep(0.02)
     first.close()
     assert failed is not None
     k = failed[0].index

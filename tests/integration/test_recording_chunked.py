@@ -47,6 +47,7 @@ def test_recording_of_a_chunked_session_matches_the_stream(
     with httpx.Client(base_url=url, timeout=60) as c:
         info = init_session(c, sample_face_path.read_bytes(), chunk_duration=0.5)
         sid = info["session_id"]
+        assert info["face"]["faces_found"] == 1 and len(info["face"]["box"]) == 4  # the animated face
         assert info["preview_url"] == f"/api/audio-driven/chunked/preview/{sid}"
         prev = c.get(info["preview_url"])
         assert prev.status_code == 200 and prev.headers["content-type"] == "image/jpeg"

@@ -90,7 +90,7 @@ def start_node(name: str, workdir: Path, args: Sequence[str] = (), env: dict[str
     full_env = {
         **os.environ,
         "FACESTREAM_STORAGE_DIR": str(workdir / name),
-        "FACESTREAM_RATE_LIMIT_PER_S": "0",  # behind a balancer the limit is the balancer's
+        "FACESTREAM_RATE_LIMIT_PER_S": "0",  # every request comes from HAProxy on 127.0.0.1: it limits
         **(env or {}),
     }
     cmd = [

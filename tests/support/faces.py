@@ -33,7 +33,11 @@ def with_glasses(rgb: np.ndarray) -> np.ndarray:
 
     out = rgb.copy()
     pts = _face_points(rgb)
-    iod = float(np.linalg.norm(pts[list(topo.LEFT_EYE_CONTOUR), :2].mean(0) - pts[list(topo.RIGHT_EYE_CONTOUR), :2].mean(0)))
+    iod = float(
+        np.linalg.norm(
+            pts[list(topo.LEFT_EYE_CONTOUR), :2].mean(0) - pts[list(topo.RIGHT_EYE_CONTOUR), :2].mean(0)
+        )
+    )
     centres = []
     for contour in (topo.RIGHT_EYE_CONTOUR, topo.LEFT_EYE_CONTOUR):
         c = pts[list(contour), :2].mean(0)
@@ -42,9 +46,18 @@ def with_glasses(rgb: np.ndarray) -> np.ndarray:
         lens = out.copy()
         cv2.ellipse(lens, (int(c[0]), int(c[1])), axes, 0, 0, 360, (60, 70, 90), -1, cv2.LINE_AA)
         out = cv2.addWeighted(lens, 0.18, out, 0.82, 0)
-        cv2.ellipse(out, (int(c[0]), int(c[1])), axes, 0, 0, 360, (25, 20, 20), max(2, int(0.06 * iod)), cv2.LINE_AA)
+        cv2.ellipse(
+            out, (int(c[0]), int(c[1])), axes, 0, 0, 360, (25, 20, 20), max(2, int(0.06 * iod)), cv2.LINE_AA
+        )
     a, b = centres
-    cv2.line(out, (int(a[0] + 0.42 * iod), int(a[1])), (int(b[0] - 0.42 * iod), int(b[1])), (25, 20, 20), max(2, int(0.05 * iod)), cv2.LINE_AA)
+    cv2.line(
+        out,
+        (int(a[0] + 0.42 * iod), int(a[1])),
+        (int(b[0] - 0.42 * iod), int(b[1])),
+        (25, 20, 20),
+        max(2, int(0.05 * iod)),
+        cv2.LINE_AA,
+    )
     return out
 
 
@@ -60,11 +73,15 @@ def with_beard(rgb: np.ndarray) -> np.ndarray:
     lower = oval[oval[:, 1] > nose_y + 0.1 * (pts[topo.CHIN, 1] - nose_y)]
     hull = cv2.convexHull(np.concatenate([lower, pts[list(topo.MOUTH_CORNERS), :2]]).astype(np.int32))
     cv2.fillConvexPoly(mask, hull, 255)
-    mouth = np.concatenate([pts[list(topo.UPPER_LIP_OUTER), :2], pts[list(topo.LOWER_LIP_OUTER), :2]]).astype(np.int32)
+    mouth = np.concatenate([pts[list(topo.UPPER_LIP_OUTER), :2], pts[list(topo.LOWER_LIP_OUTER), :2]]).astype(
+        np.int32
+    )
     cv2.fillConvexPoly(mask, cv2.convexHull(mouth), 0)
     # moustache: a band above the upper lip that overlaps its outer edge
     up = pts[list(topo.UPPER_LIP_OUTER), :2]
-    band = np.concatenate([up - [0, 0.35 * (pts[topo.CHIN, 1] - nose_y)], up[::-1] + [0, 2]]).astype(np.int32)
+    band = np.concatenate(
+        [up - [0, 0.35 * (pts[topo.CHIN, 1] - nose_y)], up[::-1] + np.array([0.0, 2.0])]
+    ).astype(np.int32)
     cv2.fillPoly(mask, [band], 255)
     rng = np.random.default_rng(5)
     hair = (rng.random((h, w)) * 60 + 20).astype(np.float32)

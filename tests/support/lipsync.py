@@ -49,7 +49,9 @@ def espeak_available() -> bool:
     return shutil.which("espeak-ng") is not None
 
 
-def espeak(text: str, voice: str = "en-us", speed: int = 160, pitch: int = 50, lead_s: float = 0.6) -> np.ndarray:
+def espeak(
+    text: str, voice: str = "en-us", speed: int = 160, pitch: int = 50, lead_s: float = 0.6
+) -> np.ndarray:
     """espeak-ng speech as 16 kHz float32 with ``lead_s`` of digital silence on both ends."""
     import soundfile as sf
     import soxr
@@ -156,13 +158,19 @@ class LipsyncScore:
 
     def line(self) -> str:
         return (
-            f"bilabial {self.bilabial:6.1%} ({self.n_bilabial:3d})  open {self.open_vowel:6.1%} ({self.n_open:3d})  "
+            f"bilabial {self.bilabial:6.1%} ({self.n_bilabial:3d})  "
+            f"open {self.open_vowel:6.1%} ({self.n_open:3d})  "
             f"silence {self.silence:6.1%} ({self.n_silence:4d})  r {self.r:.3f}  lag {self.lag:+d}"
         )
 
 
-def score(gap: np.ndarray, pcm: np.ndarray, phones: list[Phone] | None, closed: float = CLOSED_GAP,
-          opened: float = OPEN_GAP) -> LipsyncScore:
+def score(
+    gap: np.ndarray,
+    pcm: np.ndarray,
+    phones: list[Phone] | None,
+    closed: float = CLOSED_GAP,
+    opened: float = OPEN_GAP,
+) -> LipsyncScore:
     """Score a per-frame mouth gap against the clip's loudness and aligned phones."""
     n = len(gap)
     rms = frame_rms(pcm, n)
@@ -180,7 +188,10 @@ def score(gap: np.ndarray, pcm: np.ndarray, phones: list[Phone] | None, closed: 
     silence = float(np.mean(gap[pauses] < closed)) if pauses.any() else 1.0
     r = float(np.corrcoef(gap, rms)[0, 1])
     lags = range(-3, 4)
-    corr = [float(np.corrcoef(gap[max(k, 0) : n + min(k, 0)], rms[max(-k, 0) : n - max(k, 0)])[0, 1]) for k in lags]
+    corr = [
+        float(np.corrcoef(gap[max(k, 0) : n + min(k, 0)], rms[max(-k, 0) : n - max(k, 0)])[0, 1])
+        for k in lags
+    ]
     return LipsyncScore(
         bilabial=hits / nb if nb else 1.0,
         n_bilabial=nb,
@@ -191,3 +202,46 @@ def score(gap: np.ndarray, pcm: np.ndarray, phones: list[Phone] | None, closed: 
         r=r,
         lag=list(lags)[int(np.argmax(corr))],
     )
+
+
+def x264_round_trip(ffmpeg: str, frames: np.ndarray, crf: int = 23) -> np.ndarray:
+    """(N, H, W, 3) RGB → H.264 (yuv420p, as the HLS sinks encode) → decoded RGB frames."""
+    n, h, w, _ = frames.shape
+    enc = subprocess.run(
+        [
+            ffmpeg,
+            "-v",
+            "error",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            f"{w}x{h}",
+            "-r",
+            "25",
+            "-i",
+            "-",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            str(crf),
+            "-pix_fmt",
+            "yuv420p",
+            "-f",
+            "h264",
+            "-",
+        ],
+        input=np.ascontiguousarray(frames).tobytes(),
+        capture_output=True,
+        check=True,
+    )
+    dec = subprocess.run(
+        [ffmpeg, "-v", "error", "-f", "h264", "-i", "-", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        input=enc.stdout,
+        capture_output=True,
+        check=True,
+    )
+    return np.frombuffer(dec.stdout, np.uint8).reshape(-1, h, w, 3)[:n]

@@ -1,5 +1,6 @@
-"""A real Pipecat pipeline: synthetic TTS frames → FacestreamVideoService (in-process CPU engine)
-→ a collecting sink. Prints one JSON object of raw measurements (tests assert on it).
+"""A real Pipecat pipeline: synthetic TTS frames → FacestreamVideoService → a collecting sink.
+Prints one JSON object of raw measurements (tests assert on it). ``--remote URL``: the service
+renders on the facestream server at URL (WebSocket ingest, WebRTC back) instead of in-process.
 
 Script: 0.6 s idle; utterance A (5 s, pushed as a burst, like a fast TTS) + TTSStopped; 1 s idle;
 utterance B streamed at real-time pace in 20 ms chunks, InterruptionFrame 2 s into its playback;
@@ -70,8 +71,13 @@ class Sink(FrameProcessor):
         await self.push_frame(frame, direction)
 
 
-async def main() -> dict:
-    service = FacestreamVideoService(image=SAMPLE_FACE)
+async def main(remote: str | None) -> dict:
+    if remote:
+        service = FacestreamVideoService.remote(
+            remote, SAMPLE_FACE, sample_rate=TTS_RATE, allow_loopback=True
+        )
+    else:
+        service = FacestreamVideoService(image=SAMPLE_FACE)
     sink = Sink()
     task = PipelineTask(Pipeline([service, sink]), params=PipelineParams(), cancel_on_idle_timeout=False)
     runner = PipelineRunner(handle_sigint=False)
@@ -123,5 +129,6 @@ async def main() -> dict:
 
 
 if __name__ == "__main__":
-    out = asyncio.run(main())
+    remote = sys.argv[sys.argv.index("--remote") + 1] if "--remote" in sys.argv else None
+    out = asyncio.run(main(remote))
     sys.stdout.write("PROBE-JSON " + json.dumps(out) + "\n")

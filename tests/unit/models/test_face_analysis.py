@@ -258,9 +258,8 @@ def test_photos_users_bring_are_all_animatable(analyzer, face_rgb, astronaut_rgb
 def test_several_faces_pick_the_largest_central_one_and_say_so(analyzer, face_rgb, astronaut_rgb):
     canvas = np.full((700, 1200, 3), 120, np.uint8)
     big = cv2.resize(face_rgb, (400, 470))
-    small = cv2.resize(astronaut_rgb, (220, 220))
     canvas[100:570, 400:800] = big  # large and central
-    canvas[40:260, 20:240] = small  # small, in a corner
+    canvas[20:340, 10:330] = astronaut_rgb  # smaller, in a corner
     result = analyzer.analyze(canvas)
     assert result.faces_found == 2
     x0, y0, x1, y1 = result.face_box
@@ -284,7 +283,7 @@ def test_tight_photo_crops_inside_the_image_instead_of_smearing(analyzer, astron
     result = analyzer.analyze(np.ascontiguousarray(photo))
     x0, y0, x1, y1 = result.crop_box
     h, w = photo.shape[:2]
-    assert 0 <= x0 and 0 <= y0 and x1 <= w and y1 <= h, (result.crop_box, (w, h))
+    assert min(x0, y0) >= 0 and x1 <= w and y1 <= h, (result.crop_box, (w, h))
     (fx0, fy0), (fx1, fy1) = _face_extent(result)
     assert fx0 > 0 and fy0 > 0 and fx1 < 512 and fy1 < 512  # the whole face is still in the crop
 
