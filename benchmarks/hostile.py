@@ -192,11 +192,13 @@ def sse_flood(url, face, stop, seen):
     with _attacker(url) as c, contextlib.ExitStack() as held:
         sid, token = _own_session(c, face)
         while not stop.is_set():
-            r = held.enter_context(
-                c.stream("GET", f"{API}/events/{sid}", headers={"Authorization": f"Bearer {token}"})
-            )
+            stream = c.stream("GET", f"{API}/events/{sid}", headers={"Authorization": f"Bearer {token}"})
+            r = stream.__enter__()
             seen[r.status_code] += 1
-            if r.status_code != 200:
+            if r.status_code == 200:
+                held.push(lambda *exc, s=stream: s.__exit__(None, None, None))  # keep it open
+            else:
+                stream.__exit__(None, None, None)  # refused: give the connection back
                 time.sleep(0.05)
 
 

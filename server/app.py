@@ -94,7 +94,7 @@ def create_app(
             )
         if settings.warm_up:
             await asyncio.to_thread(_warm_up, eng)
-        if settings.measure_admission:  # max_sessions not given: measure what this machine holds
+        if settings.measure_admission and engine is None:  # no max_sessions: measure our engine
             await asyncio.to_thread(_measure_admission, eng, settings)
         executor = InferenceExecutor(settings.inference_workers, max_jobs=settings.max_sessions * 4 + 16)
         registry = create_registry(settings, eng, executor, app.state.metrics)

@@ -315,7 +315,8 @@ class Settings(BaseSettings):
 
     @property
     def measure_admission(self) -> bool:
-        """True when ``max_sessions`` was not given: the app measures it at start-up."""
+        """True when ``max_sessions`` was not given: the app measures it at start-up (for the
+        engine it creates itself; an injected engine — tests, benchmarks — keeps the placeholder)."""
         return self._measure_admission
 
     @property

@@ -5,12 +5,14 @@ the session's ``audio_sample_rate``; ``{"type": "interrupt"}`` is barge-in), and
 back over WebRTC (``POST …/webrtc/{id}``, a receive-only aiortc peer): 25 fps video and 48 kHz
 audio, paced and lip-synced by the server's clock. ``frames()`` turns that into the same
 ``AvatarFrame`` stream the in-process runtime yields: each received video frame with the 40 ms of
-received audio beside it, ``audio=None`` where the server sends digital silence (idle).
+audio of the same tick, ``audio=None`` where the server sends digital silence (idle). The server
+stamps both tracks from its timeline (video pts = frame × 3600 at 90 kHz, audio pts = sample at
+48 kHz) and aiortc's receiver counts both from the first packet, so frame k pairs with audio
+samples [k × 1920, (k + 1) × 1920): a video frame waits for its audio until the next video frame
+arrives, then goes with what came.
 
 Latency: the server's scheduling lead (``latency_lead_ms``, 200 ms by default) + RTP and the
 receive jitter buffer; interruption: the server cuts speech a few frames after its playhead.
-Pairing is by arrival (the two tracks have separate jitter buffers), so audio and image of one
-frame are matched to within a frame or two, not exactly as in-process.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import soxr
 import websockets
 
 from facestream.avatar import AvatarFrame
@@ -32,7 +35,9 @@ from server.session.audio.resample import StreamResampler
 
 API = "/api/audio-driven/chunked"
 VIDEO_QUEUE = 50  # 2 s of frames; a stalled consumer drops the oldest (live video, not a backlog)
-MAX_AUDIO_BACKLOG_S = 0.3  # received audio beyond this, unpaired, is dropped to stay in sync
+VIDEO_CLOCK = 90_000
+AUDIO_RATE = 48_000  # the server's WebRTC audio
+AUDIO_PER_FRAME = AUDIO_RATE // FPS
 MESSAGE_S = 0.5  # speech is sent in messages of at most this long (the server takes up to 1 s)
 
 
@@ -55,9 +60,9 @@ class RemoteAvatar:
         self.sample_rate = sample_rate
         self.output_rate = output_rate
         self._to_session = StreamResampler(sample_rate)
-        self._to_out = StreamResampler(output_rate)
-        self._video: asyncio.Queue = asyncio.Queue(VIDEO_QUEUE)
-        self._audio = np.zeros(0, np.int16)
+        self._video: asyncio.Queue = asyncio.Queue(VIDEO_QUEUE)  # (index, image, audio | None)
+        self._pending: dict[int, np.ndarray] = {}  # video frames waiting for their audio
+        self._audio: dict[int, np.ndarray] = {}  # frame index -> 48 kHz mono int16 received so far
         self._speech_until = 0.0  # wall time the speech sent so far should have finished playing
         self._tasks: list[asyncio.Task] = []
         self._closed = False
@@ -144,19 +149,14 @@ class RemoteAvatar:
         return max(0.0, self._speech_until - time.monotonic()), 0
 
     async def frames(self) -> AsyncIterator[AvatarFrame]:
-        per_frame = self.output_rate // FPS
-        n = 0
+        base: int | None = None
         while not self._closed:
-            image = await self._video.get()
-            if image is None:
+            item = await self._video.get()
+            if item is None:
                 return
-            audio = None
-            if len(self._audio) >= per_frame:
-                chunk, self._audio = self._audio[:per_frame], self._audio[per_frame:]
-                if np.any(chunk):
-                    audio = chunk
-            yield AvatarFrame(n, image, audio, self.output_rate, speech=audio is not None)
-            n += 1
+            index, image, audio = item
+            base = index if base is None else base
+            yield AvatarFrame(index - base, image, audio, self.output_rate, speech=audio is not None)
 
     async def aclose(self) -> None:
         if self._closed:
@@ -191,16 +191,38 @@ class RemoteAvatar:
             except MediaStreamError:
                 return
             if kind == "video":
-                if self._video.full():
-                    self._video.get_nowait()
-                self._video.put_nowait(frame.to_ndarray(format="rgb24"))
+                index = round(frame.pts * FPS / VIDEO_CLOCK)
+                for old in sorted(k for k in self._pending if k < index):  # their audio is late
+                    self._resolve(old)
+                self._pending[index] = frame.to_ndarray(format="rgb24")
+                if len(self._audio.get(index, ())) >= AUDIO_PER_FRAME:
+                    self._resolve(index)
             else:
-                pcm = frame.to_ndarray().reshape(-1, len(frame.layout.channels)).mean(axis=1)
-                out = self._to_out.process((pcm / 32768.0).astype(np.float32), frame.sample_rate)
-                self._audio = np.concatenate([self._audio, (np.clip(out, -1, 1) * 32767).astype(np.int16)])
-                excess = len(self._audio) - int(MAX_AUDIO_BACKLOG_S * self.output_rate)
-                if excess > 0:
-                    self._audio = self._audio[excess:]
+                pcm = frame.to_ndarray().reshape(-1, len(frame.layout.channels)).mean(axis=1).astype(np.int16)
+                index, offset = divmod(int(frame.pts), AUDIO_PER_FRAME)
+                if offset == 0 or index in self._audio:  # a frame's audio starts at its first sample
+                    self._audio[index] = np.concatenate([self._audio.get(index, np.zeros(0, np.int16)), pcm])
+                if index in self._pending and len(self._audio[index]) >= AUDIO_PER_FRAME:
+                    self._resolve(index)
+                for old in [k for k in self._audio if k < index - 2 * FPS]:  # never paired: bounded
+                    del self._audio[old]
+
+    def _resolve(self, index: int) -> None:
+        image = self._pending.pop(index)
+        pcm = self._audio.pop(index, None)
+        audio = None
+        if pcm is not None and np.any(pcm):
+            full = np.zeros(AUDIO_PER_FRAME, np.int16)
+            full[: min(len(pcm), AUDIO_PER_FRAME)] = pcm[:AUDIO_PER_FRAME]
+            out = full.astype(np.float32) / 32768.0
+            if self.output_rate != AUDIO_RATE:  # per frame: exact lengths (frames may go missing)
+                out = soxr.resample(out, AUDIO_RATE, self.output_rate)
+            want = self.output_rate // FPS
+            out = np.pad(out, (0, max(0, want - len(out))))[:want]
+            audio = (np.clip(out, -1, 1) * 32767).astype(np.int16)
+        if self._video.full():
+            self._video.get_nowait()
+        self._video.put_nowait((index, image, audio))
 
     async def _read_events(self) -> None:
         with contextlib.suppress(websockets.ConnectionClosed):

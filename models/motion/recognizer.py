@@ -44,7 +44,11 @@ DECODER_OPTIONS: dict[str, object] = {
     "loglevel": "FATAL",
     "dither": False,
     "topn": 2,
+    "lw": 3.0,
 }
+"""``lw`` 3 (default 6.5): with less weight on the phone LM the acoustics decide more. Measured on
+forced-aligned espeak-ng voices: bilabials labelled M/B/P 27 % → 33 %, non-bilabial frames
+mislabelled as bilabial 0.8 % → 0.6 %, same cost (lw 2: 39 % but 1.2 % false)."""
 
 
 MAX_IDLE_DECODERS = 16

@@ -261,7 +261,7 @@ class MouthInterior:
         e = yl - v
         split_up = 0.62 * src_gap
         # at or below the photo's own opening the two halves overlap (no cavity line between them)
-        split_lo = np.maximum(0.38 * src_gap, (yl - yu) - split_up + 2.0)
+        split_lo = 0.38 * src_gap + np.clip(src_gap + 2.0 - (yl - yu), 0.0, 2.0)
         # no ramp at the lips: above the deformed lip the resampling shows the photo's own lip,
         # so teeth meet lip as they do in the photo (a ramp there draws a dark rim)
         a_up = _smoothstep(split_up + 1.0, split_up - 1.0, d)

@@ -13,6 +13,8 @@ level:
   ``408`` and is closed; nothing was handed to the app.
 * a **head size cap**: bytes received while the head is incomplete beyond ``max_header_bytes`` →
   ``431`` and close (h11 has ``h11_max_incomplete_event_size``; httptools has no limit of its own).
+* a request answered before its body was read (413, 429) must finish sending that body within the
+  same deadline (those bytes are not counted as head); then the next head's deadline starts.
 
 It also turns uvicorn's own ``X-Forwarded-For`` handling off (see ``uvicorn_options``).
 
@@ -42,6 +44,7 @@ def head_guarded_protocol(
         _deadline: asyncio.TimerHandle | None = None
         _armed_cycle: Any = None
         _head_bytes = 0
+        _arm_when_read = False  # answered before its body was read (a 429): arm after the body
 
         def _arm(self) -> None:
             self._disarm()
@@ -63,6 +66,9 @@ def head_guarded_protocol(
 
         def _expire(self) -> None:
             self._deadline = None
+            if self._arm_when_read:  # its answer was sent already: just close
+                self.transport.close()
+                return
             self._refuse(_TIMEOUT)
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -75,9 +81,18 @@ def head_guarded_protocol(
 
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
+            cycle = self.cycle
+            if self._arm_when_read:
+                if cycle is not None and cycle.response_complete and not cycle.more_body:
+                    self._arm_when_read = False  # the rest of that body is in: a new head is next
+                    if not self.transport.is_closing():
+                        self._arm()
+                elif cycle is not self._armed_cycle:  # pipelined: a new request's head completed
+                    self._arm_when_read = False
+                    self._disarm()
+                return
             if self._deadline is None:
                 return
-            cycle = self.cycle
             upgraded = self.transport.get_protocol() is not self
             if upgraded or (cycle is not None and cycle is not self._armed_cycle):
                 self._disarm()  # the head is complete: the app (or the WebSocket) owns it now
@@ -88,9 +103,14 @@ def head_guarded_protocol(
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
-            idle = self.cycle is None or self.cycle.response_complete  # no pipelined request waiting
-            if idle and not self.transport.is_closing():
-                self._arm()  # the next request on this keep-alive connection has the same deadline
+            cycle = self.cycle
+            if self.transport.is_closing() or (cycle is not None and not cycle.response_complete):
+                return  # closing, or a pipelined request is already being handled
+            if cycle is not None and cycle.more_body:
+                self._arm()  # the unread rest of the body must arrive within the deadline too,
+                self._arm_when_read = True  # but its bytes are no head: not counted
+                return
+            self._arm()  # the next request on this keep-alive connection has the same deadline
 
     HeadGuardedProtocol.__name__ = f"HeadGuarded{base.__name__}"
     return HeadGuardedProtocol

@@ -3,7 +3,9 @@
 Capacity: at most ``settings.max_sessions`` sessions may be *live* (created, streaming or
 draining, plus creations in progress); beyond that ``create`` raises CapacityError (503 +
 Retry-After). Finished sessions (complete/failed) hold no threads or ffmpeg; they stay listed,
-with their files, until idle for ``session_idle_timeout_s`` so viewers and status calls still work.
+with their files, for ``finished_session_retention_s`` from when a sweep first saw them finished
+(at most ``max_finished_sessions``, oldest dropped first), so viewers and status calls still work
+for a while but a client cannot pile them up; GETs do not extend that.
 
 Storage: every session directory is ``storage_dir / <session id>`` (``[<node>-]<uuid4 hex>``);
 no client string ever reaches a path. Directories of a previous run (ids this process does not

@@ -142,6 +142,23 @@ def test_slowloris_connections_are_closed(tmp_path) -> None:
         keep.sendall(b"GET /health HTTP/1.1\r\n")
         assert keep.recv(200).startswith(b"HTTP/1.1 408")
         keep.close()
+        # a request answered before its body was read (413 from the declared length): the rest of
+        # that body is not a head (no 431), and the connection serves the next request
+        early = socket.create_connection(("127.0.0.1", port))
+        body = b"x" * 2_000_000
+        early.sendall(
+            b"POST /api/audio-driven/chunked/interrupt/x HTTP/1.1\r\nHost: x\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        )
+        early.settimeout(5)
+        assert early.recv(4096).startswith(b"HTTP/1.1 413")
+        early.sendall(body + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = b""
+        while b"HTTP/1.1 200" not in answer:
+            part = early.recv(4096)
+            assert part, answer
+            answer += part
+        early.close()
         assert httpx.get(srv.url + "/health").status_code == 200  # normal requests are unaffected
         assert_back(baseline)
 
