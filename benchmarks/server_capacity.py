@@ -175,20 +175,14 @@ class ServerProcess:
     banner: list[str]
 
 
-def start_server(max_sessions: int, preset: str | None, log: Path) -> ServerProcess:
+def start_server(max_sessions: int | None, preset: str | None, log: Path) -> ServerProcess:
+    """``facestream serve`` on a free loopback port; ``max_sessions`` None: its own measurement."""
     from tests.support.servers import free_port
 
     port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "server.cli",
-        "serve",
-        "--port",
-        str(port),
-        "--max-sessions",
-        str(max_sessions),
-    ]
+    cmd = [sys.executable, "-m", "server.cli", "serve", "--port", str(port)]
+    if max_sessions is not None:
+        cmd += ["--max-sessions", str(max_sessions)]
     env = dict(os.environ) | ({"FACESTREAM_HLS_PRESET": preset} if preset else {})
     logf = log.open("w")
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT, env=env)
@@ -206,7 +200,7 @@ def start_server(max_sessions: int, preset: str | None, log: Path) -> ServerProc
     else:
         proc.kill()
         raise RuntimeError("server did not start")
-    banner = [line for line in log.read_text().splitlines() if "facestream" in line and "W0000" not in line]
+    banner = [line for line in log.read_text().splitlines() if "serving on" in line or "admission" in line]
     return ServerProcess(url, proc.pid, proc, banner)
 
 
@@ -217,7 +211,11 @@ def run_process_mode(args: argparse.Namespace, counts: list[int]) -> None:
     server = (
         ServerProcess(args.server, args.server_pid, None, [])
         if args.server
-        else start_server(args.max_sessions or max(counts), args.preset, work / "server.log")
+        else start_server(
+            None if args.measured_admission else args.max_sessions or max(counts),
+            args.preset,
+            work / "server.log",
+        )
     )
     for line in server.banner:
         print(f"  server: {line}")
@@ -429,6 +427,12 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0, help="seconds of real-time speech per session")
     ap.add_argument(
         "--max-sessions", type=int, default=0, help="server admission (default: the largest count)"
+    )
+    ap.add_argument(
+        "--measured-admission",
+        action="store_true",
+        help="process mode: start the server without --max-sessions (it measures and logs its own limit; "
+        "rounds beyond it see 503s, counted as refused)",
     )
     ap.add_argument(
         "--burn", type=int, default=0, help="extra processes spinning one core each (process mode)"

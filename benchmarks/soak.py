@@ -198,7 +198,7 @@ def _follow_ts(client: httpx.Client, base: str, until: float, c: Counters, stop:
                 seen.add(name)
                 media = client.get(f"{base}/{name}")
                 c.add(requests=1, media=int(media.status_code == 200), errors=int(media.status_code != 200))
-        c.add(requests=1, errors=int(r.status_code != 200))
+        c.add(requests=1, errors=int(r.status_code not in (200, 404)))  # 404: not started yet
         time.sleep(0.5)
 
 
@@ -246,8 +246,7 @@ def soak_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
 
     storage = Path(tempfile.mkdtemp(prefix=f"facestream-soak-{mode}-"))
     settings = Settings(
-        storage_dir=storage, hls_mode=mode, debug_barcode=True, warm_up=False,
-        max_sessions=max(4, args.sessions + 2),
+        storage_dir=storage, hls_mode=mode, debug_barcode=True, max_sessions=max(4, args.sessions + 2),
     )  # fmt: skip
     app = create_app(settings)
     pcm = speech_pcm16(24000)

@@ -29,6 +29,10 @@ from models.types import FPS, Avatar, EngineParams
 
 T = TypeVar("T")
 
+DEFAULT_LOOKAHEAD_MS = 120.0
+"""An agent's face: 120 ms of right context (viseme agreement 0.73 vs 0.76 at the engine's 200 ms)
+keeps TTS-audio-in → image-out near 0.22 s p50 instead of 0.25-0.30 s on a loaded machine."""
+
 
 @dataclass(frozen=True, slots=True)
 class AvatarOptions:
@@ -41,11 +45,14 @@ class AvatarOptions:
     params: EngineParams = field(default_factory=EngineParams)
     output_rate: int = 24_000
     cushion_ms: float = DEFAULT_CUSHION_MS
+    lookahead_ms: float = DEFAULT_LOOKAHEAD_MS
+    """The CPU engine's right context (server.settings.cpu_lookahead_ms says what it trades)."""
 
 
 def prepare_avatar(options: AvatarOptions, engine: Engine | None = None) -> tuple[Engine, Avatar]:
     """Build (or reuse) the engine and analyse the portrait once. Blocking: call off the loop."""
-    eng = engine or create_engine(options.engine, options.weights_dir, options.device)
+    lookahead = max(1, round(options.lookahead_ms * FPS / 1000))
+    eng = engine or create_engine(options.engine, options.weights_dir, options.device, lookahead)
     image = options.image
     if isinstance(image, Path):
         image = image.read_bytes()

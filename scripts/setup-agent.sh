@@ -16,6 +16,7 @@ pipq() { "$@" -q 2> >(grep -v "is ignored" >&2); }
 
 deps=$(cat pyproject.toml constraints/agent.txt requirements.txt scripts/setup-agent.sh | sha1sum | cut -c1-12)
 if [ ! -f "$V/.stamp-deps-$deps" ]; then
+  rm -rf build
   pipq $V/bin/python -m pip install --upgrade pip
   pipq $V/bin/python -m pip install -c constraints/agent.txt './[pipecat,livekit]'
   pipq $V/bin/python -m pip install --no-deps mediapipe==0.10.21
@@ -26,6 +27,7 @@ if [ ! -f "$V/.stamp-deps-$deps" ]; then
 fi
 src=$(find facestream server models hls pyproject.toml -name '*.py' -o -name '*.toml' -o -name '*.json' -o -name '*.txt' | LC_ALL=C sort | xargs cat | sha1sum | cut -c1-12)
 if [ ! -f "$V/.stamp-src-$src" ]; then
+  rm -rf build  # setuptools' in-tree build dir keeps files deleted from the tree: never package them
   pipq $V/bin/python -m pip install --no-deps --force-reinstall ./
   rm -f $V/.stamp-src-* && touch "$V/.stamp-src-$src"
 fi

@@ -90,7 +90,7 @@ def create_app(
                 settings.weights_dir,
                 settings.device,
                 settings.cpu_lookahead_frames,
-                settings.cpu_motion_processes,
+                settings.cpu_engine_processes,
             )
         if settings.warm_up:
             await asyncio.to_thread(_warm_up, eng)

@@ -23,7 +23,7 @@ _SERVE_FLAGS = {
     "device": (str, "torch device for the neural engine (cuda, cuda:1, cpu)"),
     "max_sessions": (int, "live session limit (default: measured at start-up, logged with its derivation)"),
     "admission_utilisation": (float, "share of the cores measured admission plans for (default 0.7)"),
-    "motion_processes": (int, "CPU engine audio→motion worker processes (default -1: one per core)"),
+    "engine_processes": (int, "worker processes the CPU engine's streams run in (default -1: one per core)"),
     "session_idle_timeout_s": (float, "expire sessions idle this long (default 3000 s)"),
     "max_queued_speech_s": (float, "queued speech bound per session (default 120 s)"),
     "latency_lead_ms": (float, "start new utterances this far ahead of the playhead (default 200 ms)"),

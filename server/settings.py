@@ -159,10 +159,11 @@ class Settings(BaseSettings):
     80 ms, buys the latency that brings WebRTC glass-to-glass under 0.3 s while keeping an 80 ms
     render margin and 40 ms of jitter slack inside a 200 ms lead. It is the floor of
     ``latency_lead_ms`` (lead >= lookahead + 1 frame)."""
-    motion_processes: int = Field(-1, ge=-1)
-    """Worker processes for the CPU engine's audio→motion (pocketsphinx holds the GIL, which
-    otherwise serialises every live session on one lock; models.engines.motion_workers).
-    -1 (default): one per core on a multi-core machine, 0 on one core; 0 = in-process."""
+    engine_processes: int = Field(-1, ge=-1)
+    """Worker processes the CPU engine's streams (audio→motion + render) run in: pocketsphinx and
+    the render glue hold the GIL, which otherwise serialises every live session on one lock
+    (models.engines.stream_workers). -1 (default): one per core on a multi-core machine, 0 on one
+    core; 0 = in the server process."""
 
     node_id: str = Field("", pattern=rf"^(?:{NODE_ID_RE})?$")
     """This node's name behind a load balancer (deploy/haproxy): lowercase letters, digits and
@@ -307,9 +308,9 @@ class Settings(BaseSettings):
         return self
 
     @property
-    def cpu_motion_processes(self) -> int:
-        if self.motion_processes >= 0:
-            return self.motion_processes
+    def cpu_engine_processes(self) -> int:
+        if self.engine_processes >= 0:
+            return self.engine_processes
         cores = cpu_count()
         return cores if cores > 1 else 0
 

@@ -173,9 +173,15 @@ class FacestreamVideoService(FrameProcessor):
         await self._stop()
 
     async def _start(self) -> None:
+        """Open the backend (face analysis, or the remote session); a failure is fatal: an agent
+        without its face should stop, not talk on with no video."""
         if self._backend is not None:
             return
-        self._backend = await self._factory()  # type: ignore[operator]
+        try:
+            self._backend = await self._factory()  # type: ignore[operator]
+        except Exception as e:
+            await self.push_error(f"facestream avatar failed to start: {e}", exception=e, fatal=True)
+            return
         self._pace_task = self.create_task(self._pace(self._backend))
 
     async def _pace(self, backend: AvatarBackend) -> None:

@@ -20,11 +20,11 @@ def create_engine(
     weights_dir: Path | None = None,
     device: str | None = None,
     cpu_lookahead_frames: int | None = None,
-    cpu_motion_processes: int = 0,
+    cpu_processes: int = 0,
 ) -> Engine:
     """Build the named engine or raise EngineUnavailableError saying what is missing.
     ``cpu_lookahead_frames``: the CPU engine's right context (None: its default, 5 frames);
-    ``cpu_motion_processes``: worker processes for its audio→motion (0: in-process)."""
+    ``cpu_processes``: worker processes its streams run in (0: in-process)."""
     key = name.strip().lower()
     if key == "cpu":
         try:
@@ -35,8 +35,8 @@ def create_engine(
                 hint = "; install it with: pip install --no-deps mediapipe==0.10.21"
             raise EngineUnavailableError(f"the CPU engine cannot be imported: {e}{hint}") from e
         if cpu_lookahead_frames is None:
-            return module.CpuEngine(motion_processes=cpu_motion_processes)
-        return module.CpuEngine(lookahead_frames=cpu_lookahead_frames, motion_processes=cpu_motion_processes)
+            return module.CpuEngine(processes=cpu_processes)
+        return module.CpuEngine(lookahead_frames=cpu_lookahead_frames, processes=cpu_processes)
     if key == "imtalker":
         try:
             module = importlib.import_module("models.imtalker.engine")

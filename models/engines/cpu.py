@@ -13,15 +13,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from models.engines.motion_workers import MotionWorkerPool, RemoteMotionStream
+from models.engines.stream_workers import RemoteCpuStream, StreamWorkerPool
 from models.face import FaceAnalysis, FaceAnalyzer
 from models.face.decode import DEFAULT_MAX_PIXELS
 from models.motion.stream import LOOKAHEAD_FRAMES, MotionStream
 from models.render import FaceRenderer
 from models.types import Avatar, EngineParams, MotionFrame, VideoFrame
-
-MotionSource = MotionStream | RemoteMotionStream
-"""Where a stream's motion comes from: this thread, or a worker process (same frames)."""
 
 SPEECH_ACTIVITY = 0.5
 """A frame counts as speech-driven when at least this share of its ±2-frame window is voiced."""
@@ -37,31 +34,26 @@ class CpuEngine:
         self,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         lookahead_frames: int = LOOKAHEAD_FRAMES,
-        motion_processes: int = 0,
+        processes: int = 0,
     ) -> None:
         """``lookahead_frames``: the motion stream's right context (5 = 200 ms, the best visemes);
         a live server lowers it to cut glass-to-glass latency (settings.cpu_lookahead_ms).
-        ``motion_processes`` > 0: audio→motion runs in that many worker processes
-        (``models.engines.motion_workers``: pocketsphinx holds the GIL; a live server with many
-        sessions wants it off its own lock); 0: in the calling thread."""
+        ``processes`` > 0: every stream (audio→motion and render) runs in one of that many worker
+        processes (``models.engines.stream_workers``: pocketsphinx and the render glue hold the GIL;
+        a live server with many sessions wants them off its own lock); 0: in the calling thread."""
         self._analyzer = FaceAnalyzer(max_pixels=max_pixels)
         self.lookahead_frames = lookahead_frames
-        self._motion_pool = MotionWorkerPool(motion_processes) if motion_processes > 0 else None
+        self._pool = StreamWorkerPool(processes) if processes > 0 else None
 
     @property
     def worker_pids(self) -> list[int]:
         """Processes that do part of this engine's work (their CPU is the engine's too)."""
-        return self._motion_pool.pids if self._motion_pool is not None else []
+        return self._pool.pids if self._pool is not None else []
 
     def close(self) -> None:
-        """Stop the motion workers, if any (idempotent)."""
-        if self._motion_pool is not None:
-            self._motion_pool.close()
-
-    def _open_motion(self, params: EngineParams, start_index: int, lookahead: int) -> MotionSource:
-        if self._motion_pool is not None:
-            return self._motion_pool.open(params, start_index, lookahead)
-        return MotionStream(params, start_index=start_index, lookahead_frames=lookahead)
+        """Stop the stream workers, if any (idempotent)."""
+        if self._pool is not None:
+            self._pool.close()
 
     def prepare(self, image: np.ndarray, params: EngineParams) -> Avatar:
         """Analyse an RGB portrait (any size/mode) and precompute its renderer."""
@@ -71,12 +63,14 @@ class CpuEngine:
         """Like ``prepare`` for raw upload bytes (EXIF rotation, pixel-limit guard, any format)."""
         return self._avatar(self._analyzer.analyze_bytes(data, crop=params.crop))
 
-    def open_stream(self, avatar: Avatar, params: EngineParams) -> CpuEngineStream:
+    def open_stream(self, avatar: Avatar, params: EngineParams) -> CpuEngineStream | RemoteCpuStream:
         renderer = avatar.engine_data
         if not isinstance(renderer, FaceRenderer):  # an Avatar prepared elsewhere: build it now
             renderer = FaceRenderer(avatar.image, avatar.landmarks)
             avatar.engine_data = renderer
-        return CpuEngineStream(renderer, params, self.lookahead_frames, self._open_motion)
+        if self._pool is not None:
+            return self._pool.open(renderer, params, self.lookahead_frames)
+        return CpuEngineStream(renderer, params, self.lookahead_frames)
 
     @staticmethod
     def _avatar(analysis: FaceAnalysis) -> Avatar:
@@ -99,15 +93,11 @@ class CpuEngineStream:
         renderer: FaceRenderer,
         params: EngineParams,
         lookahead_frames: int = LOOKAHEAD_FRAMES,
-        open_motion: Callable[[EngineParams, int, int], MotionSource] | None = None,
     ) -> None:
         self._renderer = renderer
         self._params = params
         self._lookahead = lookahead_frames
-        self._open_motion = open_motion or (
-            lambda p, start, lookahead: MotionStream(p, start_index=start, lookahead_frames=lookahead)
-        )
-        self._motion = self._open_motion(params, 0, lookahead_frames)
+        self._motion = MotionStream(params, lookahead_frames=lookahead_frames)
         self._stills = StillPictures(renderer)
         self._closed = False
 
@@ -143,7 +133,7 @@ class CpuEngineStream:
         """
         self._check_open()
         self._motion.close()
-        self._motion = self._open_motion(self._params, frame_index, self._lookahead)
+        self._motion = MotionStream(self._params, start_index=frame_index, lookahead_frames=self._lookahead)
         self._stills.reset()
 
     def close(self) -> None:

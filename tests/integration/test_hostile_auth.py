@@ -2,7 +2,8 @@
 every credential (none, a wrong key, the session's viewer token, another session's token, the
 right token / owning key) against a real uvicorn. Asserts each status, that no token reaches
 /metrics, that the curl flow works with the key + session token, that resources return to
-baseline and that a healthy live session kept its clock (stale-tick share ≤ 1 %) meanwhile."""
+baseline and that a healthy live session kept its clock (stale-tick share ≤ 1 % above a quiet
+control window, tests.support.hostile.Healthy) meanwhile."""
 
 from __future__ import annotations
 
@@ -142,7 +143,7 @@ def test_every_route_against_every_credential(world) -> None:
         other = b["hls_url"].split("/")[3]
         assert srv.client.get(f"/hls/{a['session_id']}/{other}/playlist.m3u8").status_code == 403
     healthy.close()
-    assert healthy.share() <= 0.01, (healthy.share(), healthy.ticks)
+    assert healthy.share() <= healthy.allowed(), (healthy.share(), healthy.control_share, healthy.ticks)
     assert not healthy.feed_errors
     assert_back(baseline, timeout=20)  # WebRTC peers that never connected were reaped (2 s)
 

@@ -5,7 +5,7 @@ listener caps per session and per client, WebSocket upgrades and messages rate-l
 ``X-Forwarded-For`` ignored, slowloris connections closed by the head deadline, WebRTC peers that
 never connect reaped and closed with their session. Each asserts its status, a return to the
 resource baseline, and (for the attacks that run against a live server with neighbours) that a
-healthy session's stale-tick share stays ≤ 1 %."""
+healthy session's stale-tick share stays ≤ 1 % (above a quiet control window)."""
 
 from __future__ import annotations
 
@@ -231,5 +231,5 @@ def test_webrtc_peers_that_never_connect_are_reaped(tmp_path, sample_face_path) 
                 assert srv.client.delete(f"{API}/session/{s}").status_code == 200
             assert wait_until(lambda: gateway.viewer_count == 0, 4)
         healthy.close()
-        assert healthy.share() <= 0.01, (healthy.share(), healthy.ticks)
+        assert healthy.share() <= healthy.allowed(), (healthy.share(), healthy.control_share, healthy.ticks)
         assert_back(baseline)

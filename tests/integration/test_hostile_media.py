@@ -5,7 +5,8 @@ PNG chunk bombs (refused from the chunk table, parsed off the event loop), FLAC 
 in WebSocket control messages (clear 4xx / error event, never a 500 or a dead socket), live feeds
 that must not wait behind slow blocking jobs (separate pools), and feed-then-interrupt rounds
 that must not keep the dropped speech's 48 kHz output audio. Each asserts its status, resources
-back at baseline and a healthy session's stale-tick share ≤ 1 % while the attack ran."""
+back at baseline and a healthy session's stale-tick share ≤ 1 % (above a quiet control
+window) while the attack ran."""
 
 from __future__ import annotations
 
@@ -81,8 +82,9 @@ def _media_attack(srv, face: bytes, bomb: bytes, rounds: int) -> None:
         assert r.status_code == 422 and field in r.json()["message"], r.text
     with connect(srv.url.replace("http", "ws", 1) + f"{API}/ws/{sid}") as ws:
         ws.send("[" * 4000)
-        event = json.loads(ws.recv(timeout=5))
-        assert event["type"] == "error" and "nested" in event["message"], event
+        while (event := json.loads(ws.recv(timeout=5)))["type"] != "error":
+            pass  # the session's own events (speech_started …) share the socket
+        assert "nested" in event["message"], event
         ws.send(json.dumps({"type": "keepalive"}))
         ws.send(speech_pcm(0.1))  # the socket is still good
         while (event := json.loads(ws.recv(timeout=5)))["type"] != "accepted":
@@ -105,7 +107,7 @@ def test_media_bombs_get_4xx_and_harm_no_session(tmp_path, sample_face_path) -> 
             prober.join(10)
         healthy.close()
         assert worst[0] < 0.5, f"the event loop stalled for {worst[0]:.2f} s"
-        assert healthy.share() <= 0.01, (healthy.share(), healthy.ticks)
+        assert healthy.share() <= healthy.allowed(), (healthy.share(), healthy.control_share, healthy.ticks)
         assert_back(baseline)
 
 

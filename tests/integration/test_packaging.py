@@ -46,7 +46,16 @@ def test_pip_install_then_facestream_render(tmp_path, sample_face_path, sample_s
             shutil.copy2(ROOT / name, src / name)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
-    pip = [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--no-index", "--find-links", str(WHEELHOUSE)]
+    pip = [
+        str(venv / "bin/python"),
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--no-index",
+        "--find-links",
+        str(WHEELHOUSE),
+    ]
     out = _run([*pip, "./src"], cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
 
@@ -54,7 +63,14 @@ def test_pip_install_then_facestream_render(tmp_path, sample_face_path, sample_s
     work.mkdir()
     pcm, rate = sf.read(sample_speech_path, dtype="float32")
     sf.write(work / "speech.wav", pcm[: 2 * rate], rate)
-    render = [str(venv / "bin/facestream"), "render", "--image", str(sample_face_path), "--audio", "speech.wav"]
+    render = [
+        str(venv / "bin/facestream"),
+        "render",
+        "--image",
+        str(sample_face_path),
+        "--audio",
+        "speech.wav",
+    ]
 
     missing = _run([*render, "-o", "none.mp4"], cwd=work)
     assert missing.returncode != 0 and "pip install --no-deps mediapipe==0.10.21" in missing.stderr, (
@@ -73,7 +89,11 @@ def test_pip_install_then_facestream_render(tmp_path, sample_face_path, sample_s
     assert np.isclose(float(info["format"]["duration"]), 2.0, atol=0.1)
 
     meta = _run(
-        [str(venv / "bin/python"), "-c", "import importlib.metadata as m; print('\\n'.join(m.requires('facestream')))"],
+        [
+            str(venv / "bin/python"),
+            "-c",
+            "import importlib.metadata as m; print('\\n'.join(m.requires('facestream')))",
+        ],
         cwd=work,
     )
     requires = meta.stdout.splitlines()

@@ -127,10 +127,17 @@ def assert_back(baseline: Resources, timeout: float = 15.0, margins: dict | None
 # -- the healthy session -------------------------------------------------------------------------
 class Healthy:
     """A live session that keeps talking (a 1 s chunk every ~0.8 s from its own thread) while an
-    attack runs; ``share()`` is its stale-tick share over the watch, ``p99_ms`` its lateness."""
+    attack runs; ``share()`` is its stale-tick share over the watch, ``p99_ms`` its lateness.
+
+    ``allowed()`` is the bound the tests assert: 1 % of the watched ticks plus the share of a
+    quiet window measured just before the attack (``CONTROL_S``, the same talking, no attack).
+    Why: the 2 cores are shared with other test runs, and at a load average of 10+ an unattacked
+    session already misses a few ticks; the attack must not add more than 1 % to that. On an idle
+    machine the control is 0 and the bound is the plain 1 %."""
 
     MIN_WATCH_S = 8.0
     """At least 200 ticks per watch, so that 1 % is two stale ticks, not zero."""
+    CONTROL_S = 5.0
 
     def __init__(self, url: str, image: bytes, token: str | None = None) -> None:
         self.client = httpx.Client(base_url=url, timeout=30)
@@ -142,6 +149,7 @@ class Healthy:
         self._thread = threading.Thread(target=self._talk, name="healthy-talker", daemon=True)
         self.feed_errors: list[int] = []
         self._start = self.status()
+        self.control_share = 0.0
 
     def status(self) -> dict:
         r = self.client.get(f"{API}/status/{self.sid}", headers=auth_headers(self.token))
@@ -156,10 +164,17 @@ class Healthy:
                 self.feed_errors.append(r.status_code)
 
     def __enter__(self) -> Healthy:
-        self._start = self.status()
-        self._t0 = time.monotonic()
         self._thread.start()
+        quiet = self.status()
+        time.sleep(self.CONTROL_S)
+        self._start = self.status()
+        ticks = self._start["total_frames_generated"] - quiet["total_frames_generated"]
+        self.control_share = (self._start["stale_ticks"] - quiet["stale_ticks"]) / max(1, ticks)
+        self._t0 = time.monotonic()
         return self
+
+    def allowed(self) -> float:
+        return 0.01 + self.control_share
 
     def __exit__(self, *exc) -> None:
         self._stop.wait(max(0.0, self.MIN_WATCH_S - (time.monotonic() - self._t0)))

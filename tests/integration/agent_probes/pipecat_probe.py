@@ -82,7 +82,11 @@ async def main(remote: str | None) -> dict:
     task = PipelineTask(Pipeline([service, sink]), params=PipelineParams(), cancel_on_idle_timeout=False)
     runner = PipelineRunner(handle_sigint=False)
     run = asyncio.create_task(runner.run(task))
-    await asyncio.wait_for(sink.first_image.wait(), 60)
+    try:
+        await asyncio.wait_for(sink.first_image.wait(), 60)
+    except TimeoutError:
+        await task.cancel()
+        raise
     await asyncio.sleep(0.6)
 
     a = tts_voice(5.0)

@@ -1,0 +1,218 @@
+"""CPU engine streams in worker processes, so live sessions stop serialising on one GIL.
+
+Why: profiling 4–8 live sessions (issue 14) put ~38 % of the interpreter-lock-held time in
+pocketsphinx's decode (``PhoneRecognizer.push_block``), which never releases the GIL, and most of
+the rest in render glue: a render is ~100 short numpy/OpenCV calls, each handing the lock back
+and waiting for it again behind the clocks, encoder pipes and HTTP edges (the convoy effect), so
+under load one 3 ms render took tens of ms of wall time and frames missed their ticks long before
+the cores were busy. Here each session's whole ``CpuEngineStream`` (motion + render) lives in a
+worker process; the server thread that drives it waits on a pipe (lock released) and gets the
+finished frames back, one pickled array each (~0.8 MB at 512², a memcpy).
+
+Same frames as in-process: the worker runs the very ``CpuEngineStream`` code on the same audio
+with the avatar's own renderer (pickled once per stream), and a stream lives wholly in one worker,
+so chunk invariance and determinism hold unchanged (tests/unit/models/test_stream_workers.py
+compares pictures). Skipping late frames (``SkipsFrames``) keeps its decision in the server: the
+worker asks, frame by frame, just before it would render, and the session's own filter answers.
+
+Ownership: ``StreamWorkerPool`` starts ``processes`` workers (spawned, not forked: the server has
+threads) and stops them in ``close``; each serves many streams, one request at a time
+(per-worker lock). A worker that died fails the streams it held (their next call raises
+``EngineWorkerError``; the session fails with it) and is replaced for new streams.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import multiprocessing.connection
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from models.motion.stream import validate_pcm
+from models.types import EngineParams, VideoFrame
+
+
+class EngineWorkerError(RuntimeError):
+    """The worker process failed or is gone (the session fails with this message)."""
+
+
+def _serve(conn: multiprocessing.connection.Connection) -> None:
+    """Worker loop: (op, stream id, *args) → (True, value) | (False, message); while a
+    ``push_skipping`` runs it sends ("ask", index) and reads back the answer."""
+    from models.engines.cpu import CpuEngineStream  # in the worker: the in-process stream
+
+    streams: dict[int, CpuEngineStream] = {}
+
+    def ask(index: int) -> bool:
+        conn.send(("ask", index))
+        return bool(conn.recv())
+
+    while True:
+        try:
+            op, sid, *args = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            value: Any = None
+            if op == "open":
+                renderer, params, lookahead = args
+                streams[sid] = CpuEngineStream(renderer, params, lookahead)
+            elif op == "push":
+                value = streams[sid].push_audio(args[0])
+            elif op == "push_skipping":
+                value = streams[sid].push_audio_skipping(args[0], ask)
+            elif op == "flush":
+                value = streams[sid].flush()
+            elif op == "rewind":
+                streams[sid].rewind(args[0])
+            elif op == "close":
+                stream = streams.pop(sid, None)
+                if stream is not None:
+                    stream.close()
+            else:
+                raise ValueError(f"unknown request {op!r}")
+            conn.send((True, value))
+        except Exception as e:  # the caller re-raises it; the worker serves on
+            conn.send((False, f"{type(e).__name__}: {e}"))
+
+
+class _Worker:
+    def __init__(self, ctx: multiprocessing.context.SpawnContext, index: int) -> None:
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_serve, args=(child,), name=f"engine-worker-{index}", daemon=True)
+        self.process.start()
+        child.close()
+        self.lock = threading.Lock()
+        self.streams = 0
+
+    def call(self, *request: object, skip: Callable[[int], bool] | None = None) -> Any:
+        with self.lock:
+            try:
+                self.conn.send(request)
+                while True:
+                    reply = self.conn.recv()
+                    if reply[0] == "ask":
+                        self.conn.send(skip is not None and skip(reply[1]))
+                        continue
+                    ok, value = reply
+                    break
+            except (EOFError, OSError) as e:
+                raise EngineWorkerError(f"engine worker {self.process.name} is gone ({e})") from e
+        if not ok:
+            raise EngineWorkerError(value)
+        return value
+
+    @property
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+    def stop(self) -> None:
+        self.conn.close()
+        self.process.join(5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(5)
+
+
+class StreamWorkerPool:
+    """``processes`` workers; ``open`` puts a new stream on the one holding the fewest."""
+
+    def __init__(self, processes: int) -> None:
+        if processes < 1:
+            raise ValueError("processes must be >= 1")
+        self._ctx = multiprocessing.get_context("spawn")
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._workers = [_Worker(self._ctx, i) for i in range(processes)]
+        self._closed = False
+
+    @property
+    def pids(self) -> list[int]:
+        """Worker process ids (their CPU is the engine's: a calibration counts it)."""
+        with self._lock:
+            return [w.process.pid for w in self._workers if w.process.pid is not None]
+
+    def open(self, renderer: object, params: EngineParams, lookahead: int) -> RemoteCpuStream:
+        with self._lock:
+            if self._closed:
+                raise EngineWorkerError("the engine worker pool is closed")
+            for i, w in enumerate(self._workers):
+                if not w.alive:
+                    self._workers[i] = _Worker(self._ctx, i)
+            worker = min(self._workers, key=lambda w: w.streams)
+            worker.streams += 1
+            sid = next(self._ids)
+        try:
+            worker.call("open", sid, renderer, params, lookahead)
+        except BaseException:
+            self._released(worker)
+            raise
+        return RemoteCpuStream(self, worker, sid, lookahead)
+
+    def _released(self, worker: _Worker) -> None:
+        with self._lock:
+            worker.streams -= 1
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            workers, self._workers = self._workers, []
+        for w in workers:
+            w.stop()
+
+
+class RemoteCpuStream:
+    """A ``CpuEngineStream`` computed in a worker process (EngineStream, SkipsFrames, Rewindable).
+    Not thread-safe (one session's producer drives it)."""
+
+    def __init__(self, pool: StreamWorkerPool, worker: _Worker, sid: int, lookahead: int) -> None:
+        self._pool = pool
+        self._worker = worker
+        self._sid = sid
+        self._lookahead = lookahead
+        self._closed = False
+
+    @property
+    def lookahead_frames(self) -> int:
+        return self._lookahead
+
+    def push_audio(self, pcm: np.ndarray, context: np.ndarray | None = None) -> list[VideoFrame]:
+        """``context`` is ignored (the stream's state holds that audio), as in-process."""
+        self._check_open()
+        frames: list[VideoFrame] = self._worker.call("push", self._sid, validate_pcm(pcm))
+        return frames
+
+    def push_audio_skipping(
+        self, pcm: np.ndarray, skip: Callable[[int], bool], context: np.ndarray | None = None
+    ) -> list[VideoFrame]:
+        self._check_open()
+        frames: list[VideoFrame] = self._worker.call("push_skipping", self._sid, validate_pcm(pcm), skip=skip)
+        return frames
+
+    def flush(self) -> list[VideoFrame]:
+        self._check_open()
+        frames: list[VideoFrame] = self._worker.call("flush", self._sid)
+        return frames
+
+    def rewind(self, frame_index: int) -> None:
+        self._check_open()
+        self._worker.call("rewind", self._sid, frame_index)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._worker.call("close", self._sid)
+        except EngineWorkerError:
+            pass  # a dead worker took the stream with it
+        finally:
+            self._pool._released(self._worker)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("CpuEngineStream is closed")

@@ -1,0 +1,115 @@
+"""CPU engine streams in worker processes (models.engines.stream_workers): the same pictures as
+in-process, for any chunking, with skipping and rewind, and a dead worker fails loudly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from models.engines.base import Rewindable, SkipsFrames
+from models.engines.cpu import CpuEngine
+from models.engines.stream_workers import EngineWorkerError
+from models.errors import InvalidAudioError
+from models.types import Avatar, EngineParams
+
+PARAMS = EngineParams(seed=7)
+
+
+@pytest.fixture(scope="module")
+def engines():
+    local, remote = CpuEngine(), CpuEngine(processes=2)
+    yield local, remote
+    remote.close()
+
+
+@pytest.fixture(scope="module")
+def avatar(engines, sample_face_path) -> Avatar:
+    return engines[0].prepare_bytes(sample_face_path.read_bytes(), PARAMS)
+
+
+@pytest.fixture(scope="module")
+def speech(sample_speech_path) -> np.ndarray:
+    pcm, rate = sf.read(sample_speech_path, dtype="float32")
+    assert rate == 16_000
+    return pcm[: int(1.6 * rate)]
+
+
+def _run(stream, pcm: np.ndarray, step: int) -> list:
+    out = []
+    for a in range(0, len(pcm), step):
+        out += stream.push_audio(pcm[a : a + step])
+    out += stream.flush()
+    stream.close()
+    return out
+
+
+def _same(a: list, b: list, min_frames: int = 30) -> None:
+    assert [f.index for f in a] == [f.index for f in b] and len(a) >= min_frames
+    for x, y in zip(a, b, strict=True):
+        assert x.speech == y.speech and x.motion == y.motion and np.array_equal(x.image, y.image)
+
+
+def test_worker_streams_render_the_same_frames_for_any_chunking(engines, avatar, speech) -> None:
+    local, remote = engines
+    expected = _run(local.open_stream(avatar, PARAMS), speech, 640)
+    assert len(remote.worker_pids) == 2
+    for step in (640, 5000):
+        stream = remote.open_stream(avatar, PARAMS)
+        assert isinstance(stream, SkipsFrames) and isinstance(stream, Rewindable)
+        _same(_run(stream, speech, step), expected)
+
+
+def test_skipping_is_decided_in_the_caller_and_changes_no_picture(engines, avatar, speech) -> None:
+    local, remote = engines
+    expected = {f.index: f for f in _run(local.open_stream(avatar, PARAMS), speech, 640)}
+    stream = remote.open_stream(avatar, PARAMS)
+    asked: list[int] = []
+
+    def skip(index: int) -> bool:
+        asked.append(index)
+        return index % 2 == 1
+
+    kept = []
+    for a in range(0, len(speech), 640):
+        kept += stream.push_audio_skipping(speech[a : a + 640], skip)
+    stream.close()
+    assert asked == list(range(len(asked))) and len(asked) > 30
+    assert [f.index for f in kept] == [i for i in asked if i % 2 == 0]
+    for f in kept:
+        assert np.array_equal(f.image, expected[f.index].image)
+
+
+def test_rewind_and_errors_cross_the_process_boundary(engines, avatar, speech) -> None:
+    local, remote = engines
+    a, b = local.open_stream(avatar, PARAMS), remote.open_stream(avatar, PARAMS)
+    for s in (a, b):
+        s.push_audio(speech[:16_000])
+        s.rewind(10)
+    fa, fb = a.push_audio(np.zeros(6400, np.float32)), b.push_audio(np.zeros(6400, np.float32))
+    assert fb and fb[0].index == 10
+    _same(fa, fb, min_frames=1)
+    with pytest.raises(InvalidAudioError):
+        b.push_audio(np.zeros((2, 2), np.float32))  # checked before it leaves the process
+    a.close()
+    b.close()
+    b.close()  # idempotent
+    with pytest.raises(RuntimeError):
+        b.push_audio(np.zeros(640, np.float32))
+
+
+def test_a_dead_worker_fails_its_streams_and_is_replaced(avatar) -> None:
+    engine = CpuEngine(processes=1)
+    try:
+        stream = engine.open_stream(avatar, PARAMS)
+        worker = engine._pool._workers[0]
+        worker.process.kill()
+        worker.process.join(5)
+        with pytest.raises(EngineWorkerError):
+            stream.push_audio(np.zeros(640, np.float32))
+        stream.close()
+        fresh = engine.open_stream(avatar, PARAMS)
+        assert fresh.push_audio(np.zeros(640 * 8, np.float32))
+        fresh.close()
+    finally:
+        engine.close()
