@@ -79,7 +79,7 @@ FACE_SET = (
     "hopper-glasses",
     "hopper-gray-940",
     "table-left-turned",
-    "table-right",
+    "hanks-small",
     "astronaut-lowres",
 )
 MOUTH_TILE = 160

@@ -108,7 +108,9 @@ def faces() -> dict[str, np.ndarray]:
         "hanks-small": tom_hanks(),
         "table-several": table,
         "table-left-turned": table[60:560, 0:420].copy(),
-        "table-right": table[0:500, 880:1280].copy(),
+        "table-right": table[0:500, 880:1280].copy(),  # ~47°: refused with FaceTurnedAwayError
+        "table-back-right": table[0:420, 960:1280].copy(),
+        "table-centre-left": table[150:560, 250:620].copy(),
     }
 
 

@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.eval_media import TEXTS, VOICES, faces  # noqa: E402
 from hls.ffmpeg_tools import ffmpeg_exe  # noqa: E402
 from models.engines.cpu import CpuEngine  # noqa: E402
+from models.errors import FacestreamError  # noqa: E402
 from models.face import FaceLandmarker  # noqa: E402
 from models.face.landmarks import FaceBox  # noqa: E402
 from models.face.measure import mouth_opening  # noqa: E402
@@ -124,7 +125,11 @@ def main() -> None:
     landmarker = FaceLandmarker()
     rows = []
     for face_name, rgb in portraits.items():
-        avatar = engine.prepare(rgb, EngineParams())
+        try:
+            avatar = engine.prepare(rgb, EngineParams())
+        except FacestreamError as exc:  # a photo the engine refuses, with its typed error
+            print(f"{face_name:20s} refused: {type(exc).__name__}: {exc}", flush=True)
+            continue
         lo, hi = avatar.landmarks[:, :2].min(axis=0), avatar.landmarks[:, :2].max(axis=0)
         box = FaceBox(float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]), 1.0)
         for clip in clips:
@@ -164,7 +169,9 @@ def main() -> None:
             )
     lags = [s.lag for *_, s in rows]
     print(f"lag: {sorted(set(lags))} (share 0: {np.mean(np.array(lags) == 0):.0%})")
-    print(f"{len(portraits)} faces × {len(clips)} voices in {time.perf_counter() - t0:.0f} s")
+    rendered = len({face for face, *_ in rows})
+    elapsed = time.perf_counter() - t0
+    print(f"{rendered} faces rendered (of {len(portraits)}) × {len(clips)} voices in {elapsed:.0f} s")
 
 
 if __name__ == "__main__":

@@ -33,9 +33,12 @@ from models.engines.base import EngineStream, Rewindable
 from models.types import ENGINE_SAMPLE_RATE, FPS, SAMPLES_PER_FRAME
 from server.session.audio.resample import StreamResampler
 
-DEFAULT_CUSHION_MS = 20.0
+DEFAULT_CUSHION_MS = 40.0
 """Speech buffered beyond one whole frame before an utterance starts: absorbs the arrival jitter of
-a TTS that streams at real time in 20 ms chunks (one chunk of slack), at 20 ms of latency."""
+a TTS that streams at exactly real time (in 20 ms chunks). Each time the buffer runs dry mid-
+utterance a silent slot is inserted and the rest of the utterance plays 40 ms later, so too small
+a cushion ratchets latency up on a loaded machine (measured: 20 ms gave p50 0.17-0.38 s from run
+to run at load 7, 40 ms a steady ~0.22 s)."""
 STALE_TICKS = 2
 """A partial frame of speech left this many ticks without new audio is played padded."""
 
@@ -246,4 +249,5 @@ def _as_float(pcm: np.ndarray) -> np.ndarray:
 
 
 def _as_int16(pcm: np.ndarray) -> np.ndarray:
-    return (np.clip(pcm, -1.0, 1.0) * 32767.0).astype(np.int16)
+    """The inverse of ``_as_float`` (× 32768), so same-rate int16 audio passes through bit-exact."""
+    return np.clip(np.round(pcm * 32768.0), -32768, 32767).astype(np.int16)

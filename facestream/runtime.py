@@ -1,8 +1,11 @@
 """AvatarRuntime: an AvatarStream driven at wall-clock pace inside an asyncio agent.
 
 Why: frameworks run on one event loop and must never block it, but rendering a frame takes
-milliseconds of CPU. Every AvatarStream call (push, clear, tick) runs on the runtime's own single
-worker thread, so they are serialised without a lock and the loop only awaits. ``frames()`` ticks
+milliseconds of CPU. The AvatarStream lives on the runtime's own single worker thread; speech,
+segment ends and clears are posted to an inbox that the worker applies, in order, before each
+tick. Posting never waits for a render in progress: a TTS chunk that had to queue behind a slow
+render would reach the buffer late and in a burst, and every such burst would add its delay to
+the rest of the utterance (a jitter buffer cannot shrink while speech plays). ``frames()`` ticks
 on a monotonic clock (injected for tests) every 1/25 s; when the CPU falls behind it catches up
 without sleeping instead of dropping frames (audio must stay continuous).
 
@@ -13,7 +16,9 @@ Owner rules: whoever creates the runtime iterates ``frames()`` from one task and
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -79,6 +84,8 @@ class AvatarRuntime:
         self._clock = clock
         self._sleep = sleep
         self._closed = False
+        self._inbox: deque[tuple] = deque()  # (op, *args), applied by the worker before each tick
+        self._inbox_lock = threading.Lock()
         self.frame_size: tuple[int, int] = (0, 0)  # (width, height) of the frames, once opened
         self.late_ticks = 0  # ticks that started more than one frame period behind the clock
 
@@ -110,19 +117,51 @@ class AvatarRuntime:
     def output_rate(self) -> int:
         return self._ensure().output_rate
 
+    def _post(self, *op: object) -> None:
+        if self._closed:
+            raise RuntimeError("AvatarRuntime is closed")
+        with self._inbox_lock:
+            self._inbox.append(op)
+
+    def _apply_inbox(self) -> AvatarStream:
+        """Worker thread: apply what the loop posted, in order."""
+        avatar = self._ensure()
+        with self._inbox_lock:
+            ops = list(self._inbox)
+            self._inbox.clear()
+        for op, *args in ops:
+            if op == "audio":
+                avatar.push_audio(*args)  # type: ignore[arg-type]
+            elif op == "end":
+                avatar.end_segment()
+            else:
+                avatar.clear()
+        return avatar
+
     async def push_audio(self, pcm: np.ndarray, sample_rate: int) -> None:
-        await self._call(lambda: self._ensure().push_audio(pcm, sample_rate))
+        """Buffer speech; applied before the next tick (never waits for a render)."""
+        self._post("audio", np.array(pcm, copy=True), sample_rate)
 
     async def end_segment(self) -> None:
-        await self._call(lambda: self._ensure().end_segment())
+        self._post("end")
 
     async def clear(self) -> float:
-        """Barge-in; returns the seconds of speech dropped."""
-        return await self._call(lambda: self._ensure().clear())
+        """Barge-in: speech posted before this call is dropped and the next frame is idle (CPU
+        engine). Returns the seconds of speech that were buffered (approximate: read unlocked)."""
+        buffered = self._avatar.buffered_s if self._avatar is not None else 0.0
+        with self._inbox_lock:
+            self._inbox = deque(op for op in self._inbox if op[0] != "audio")
+            self._inbox.append(("clear",))
+        return buffered
 
     async def status(self) -> tuple[float, int]:
         """(seconds of speech buffered, speech frames held by the engine)."""
-        return await self._call(lambda: (self._ensure().buffered_s, self._ensure().pending_frames))
+
+        def read() -> tuple[float, int]:
+            avatar = self._apply_inbox()
+            return avatar.buffered_s, avatar.pending_frames
+
+        return await self._call(read)
 
     async def frames(self) -> AsyncIterator[AvatarFrame]:
         """Yield one frame every 1/25 s until ``aclose``; frame n is due at start + n/25 s."""
@@ -137,7 +176,7 @@ class AvatarRuntime:
             elif -wait > period:
                 self.late_ticks += 1
             try:
-                frame = await self._call(lambda: self._ensure().tick())
+                frame = await self._call(lambda: self._apply_inbox().tick())
             except RuntimeError:
                 if self._closed:
                     return

@@ -10,7 +10,8 @@ Why not keep parts for three target durations (the most §4.4.4.9 allows): measu
 hls.js is still loading one of its parts, hls.js may mark that segment loaded without its last
 part and then refuses to load anything until that segment's parts leave the playlist: with
 three target durations of parts that was a 2.5–3 s freeze with every part delivered on time.
-Listing parts for one complete segment bounds it to under a segment.
+Listing parts for one complete segment bounds it to under a segment, and closing a segment only
+with the next one's first part (hls/llhls/timeline.py) makes it rarer.
 """
 
 from __future__ import annotations

@@ -95,6 +95,7 @@ class LlHlsSink(FeederStatus):
                 self.timeline.set_init(item)
             else:
                 part = self.timeline.add_fragment(self._moved(item))
+                self._archive(part.msn - 1)  # a segment closes with the next one's first part
                 self._archive(part.msn)
 
     def _moved(self, frag: Fragment) -> Fragment:

@@ -1,11 +1,16 @@
 """The live LL-HLS state of one stream: init segment, parts grouped into segments, a bounded window.
 
 Fragments from ``Fmp4Splitter`` become parts (``part_<msn>_<i>.m4s``) of the open segment; a
-segment (``seg_<msn>.m4s``, the concatenation of its parts) closes as soon as its duration
-reaches the segment target. Closing eagerly (not when the next keyframe arrives) publishes a
-segment one part earlier; it relies on the encoder's GOP being a whole number of parts and
-equal to the segment length, which our ffmpeg settings guarantee. Each part still records
-truthfully whether it starts on a keyframe.
+segment (``seg_<msn>.m4s``, the concatenation of its parts) closes when the first part of the
+next one arrives, once its duration has reached the segment target (the preload hint already
+names the next segment's part 0 by then). Why not close it with its own last part, one part
+earlier: measured with hls.js 1.7 under load (benchmarks/glass_to_glass_llhls.py), a playlist
+that completes a segment while hls.js is still loading an earlier part of it can leave hls.js
+believing the segment loaded without its last part, and it then loads nothing for up to a
+segment (hls/llhls/playlist.py). Closing with the next part needs hls.js two parts behind for
+that, not one. The encoder's GOP is a whole number of parts and equal to the segment length
+(our ffmpeg settings), so each segment still starts on a keyframe; each part records truthfully
+whether it does.
 
 Thread-safe: the packager thread adds fragments, HTTP handlers read and block on it. Time is
 injected (``anchor`` = wall-clock time of media time 0) so tests need no real clock.
@@ -177,6 +182,8 @@ class LlHlsTimeline:
                 run = TrackRun(run.track_id, run.base_time, run.duration, run.samples, False)
             scale = self.init.tracks[run.track_id].timescale
             start, duration = run.base_time / scale, run.duration / scale
+            if self.segments and self._full(self.segments[-1]):
+                self.segments[-1].complete = True  # closed by the next segment's first part
             if not self.segments or self.segments[-1].complete:
                 msn = self.segments[-1].msn + 1 if self.segments else 1
                 self.segments.append(LlSegment(msn, start, discontinuity=self._discontinuity_next))
@@ -185,11 +192,13 @@ class LlHlsTimeline:
             part = Part(seg.msn, len(seg.parts), start, duration, run.starts_with_sync, frag.data)
             seg.parts.append(part)
             self._parts_added += 1
-            if seg.duration >= self.segment_target - _EPS:
-                seg.complete = True
             self._evict()
             self._changed()
             return part
+
+    def _full(self, seg: LlSegment) -> bool:
+        """An open segment that has reached the target: it closes with the next part."""
+        return not seg.complete and seg.duration >= self.segment_target - _EPS
 
     def mark_discontinuity(self) -> None:
         """The encoder was replaced: close the open segment where it is (a short segment is valid
@@ -270,7 +279,7 @@ class LlHlsTimeline:
         if not self.segments:
             return (1, 0)
         last = self.segments[-1]
-        return (last.msn + 1, 0) if last.complete else (last.msn, len(last.parts))
+        return (last.msn + 1, 0) if last.complete or self._full(last) else (last.msn, len(last.parts))
 
     def readiness(self, msn: int, part: int | None = None) -> Readiness:
         """Whether a playlist containing segment ``msn`` (and its part ``part``) can be served."""

@@ -15,8 +15,8 @@ so chunk invariance and determinism hold unchanged (tests/unit/models/test_strea
 compares pictures). Skipping late frames (``SkipsFrames``) keeps its decision in the server: the
 worker asks, frame by frame, just before it would render, and the session's own filter answers.
 
-Ownership: ``StreamWorkerPool`` starts ``processes`` workers (spawned, not forked: the server has
-threads) and stops them in ``close``; each serves many streams, one request at a time
+Ownership: ``StreamWorkerPool`` starts ``processes`` workers (fresh interpreters, not forks: the
+server has threads) and stops them in ``close``; each serves many streams, one request at a time
 (per-worker lock). A worker that died fails the streams it held (their next call raises
 ``EngineWorkerError``; the session fails with it) and is replaced for new streams.
 """
@@ -24,10 +24,13 @@ threads) and stops them in ``close``; each serves many streams, one request at a
 from __future__ import annotations
 
 import itertools
-import multiprocessing
 import multiprocessing.connection
+import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -80,12 +83,33 @@ def _serve(conn: multiprocessing.connection.Connection) -> None:
             conn.send((False, f"{type(e).__name__}: {e}"))
 
 
+def main(fd: int) -> None:
+    """Worker process entry: serve the connection on inherited socket ``fd`` until EOF."""
+    _serve(multiprocessing.connection.Connection(fd))
+
+
+_ROOT = str(Path(__file__).resolve().parents[2])
+_BOOT = (
+    "import sys; sys.path.insert(0, sys.argv[2]); "
+    "from models.engines.stream_workers import main; main(int(sys.argv[1]))"
+)
+
+
 class _Worker:
-    def __init__(self, ctx: multiprocessing.context.SpawnContext, index: int) -> None:
-        self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_serve, args=(child,), name=f"engine-worker-{index}", daemon=True)
-        self.process.start()
-        child.close()
+    """One worker: a plain child process on a socketpair (not multiprocessing's spawn, which also
+    starts a resource-tracker process that outlives a server stopped by SIGTERM). It exits on EOF,
+    i.e. when the server closes the pool or dies."""
+
+    def __init__(self, index: int) -> None:
+        ours, theirs = socket.socketpair()
+        with theirs:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", _BOOT, str(theirs.fileno()), _ROOT],
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+            )
+        self.conn = multiprocessing.connection.Connection(ours.detach())
+        self.name = f"engine-worker-{index} (pid {self.process.pid})"
         self.lock = threading.Lock()
         self.streams = 0
 
@@ -101,21 +125,22 @@ class _Worker:
                     ok, value = reply
                     break
             except (EOFError, OSError) as e:
-                raise EngineWorkerError(f"engine worker {self.process.name} is gone ({e})") from e
+                raise EngineWorkerError(f"{self.name} is gone ({e})") from e
         if not ok:
             raise EngineWorkerError(value)
         return value
 
     @property
     def alive(self) -> bool:
-        return self.process.is_alive()
+        return self.process.poll() is None
 
     def stop(self) -> None:
-        self.conn.close()
-        self.process.join(5)
-        if self.process.is_alive():
+        self.conn.close()  # EOF: the worker's loop returns
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
             self.process.kill()
-            self.process.join(5)
+            self.process.wait(5)
 
 
 class StreamWorkerPool:
@@ -124,17 +149,16 @@ class StreamWorkerPool:
     def __init__(self, processes: int) -> None:
         if processes < 1:
             raise ValueError("processes must be >= 1")
-        self._ctx = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._workers = [_Worker(self._ctx, i) for i in range(processes)]
+        self._workers = [_Worker(i) for i in range(processes)]
         self._closed = False
 
     @property
     def pids(self) -> list[int]:
         """Worker process ids (their CPU is the engine's: a calibration counts it)."""
         with self._lock:
-            return [w.process.pid for w in self._workers if w.process.pid is not None]
+            return [w.process.pid for w in self._workers]
 
     def open(self, renderer: object, params: EngineParams, lookahead: int) -> RemoteCpuStream:
         with self._lock:
@@ -142,7 +166,7 @@ class StreamWorkerPool:
                 raise EngineWorkerError("the engine worker pool is closed")
             for i, w in enumerate(self._workers):
                 if not w.alive:
-                    self._workers[i] = _Worker(self._ctx, i)
+                    self._workers[i] = _Worker(i)
             worker = min(self._workers, key=lambda w: w.streams)
             worker.streams += 1
             sid = next(self._ids)

@@ -216,7 +216,7 @@ def _rasterize_reference(
     scale = 1 << _SHIFT
     for t, tri in enumerate(mesh.triangles):
         poly = np.round(grid_pts[tri] * scale).astype(np.int32)
-        cv2.fillConvexPoly(ids, poly, int(t), lineType=cv2.LINE_8, shift=_SHIFT)
+        cv2.fillConvexPoly(ids, poly, (int(t),), lineType=cv2.LINE_8, shift=_SHIFT)
     flat = ids.ravel()
     covered = np.nonzero(flat >= 0)[0]
     tris = mesh.triangles[flat[covered]]

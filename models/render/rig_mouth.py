@@ -35,7 +35,7 @@ class MouthGains:
     pout: np.ndarray  # (V,) local-y displacement at full rounding
     press: np.ndarray  # (V,) local-y displacement at full press
     drop_px: float  # lower-lip drop at jaw_open = 1
-    source_gap_px: float  # how far the photo's mouth is open (closed by the rig at jaw_open = 0)
+    source_gap_px: float  # jaw drop that shuts the photo's open mouth (undone by the rig at jaw_open = 0)
 
 
 def _curve(local: np.ndarray, ids: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -113,6 +113,11 @@ def mouth_gains(local: np.ndarray, iod: float, static: np.ndarray) -> MouthGains
     pout[lower] = shape[lower] * (0.3 + 0.7 * depth_lo[lower])
 
     gap = float(local[topo.INNER_LIP_MID[1], 1] - local[topo.INNER_LIP_MID[0], 1])
+    # the rest pose must shut the photo's opening exactly: at the lower lip's centre the jaw gain
+    # is below 1 where the centre sits off the corners' midline (a turned head: 0.69 at ~45°, and
+    # the upper lip follows a little), so the closing drop is scaled to bring the lips together
+    mid_gain = float(jaw[topo.INNER_LIP_MID[1]] - jaw[topo.INNER_LIP_MID[0]])  # lower minus upper lip
+    closing = gap / max(mid_gain, 0.67)
     return MouthGains(
         jaw=jaw,
         upper_raise=upper_raise,
@@ -120,5 +125,5 @@ def mouth_gains(local: np.ndarray, iod: float, static: np.ndarray) -> MouthGains
         pout=pout * POUT_IOD * iod,
         press=-pout * PRESS_IOD * iod,
         drop_px=JAW_DROP_IOD * iod,
-        source_gap_px=gap if gap > CLOSED_GAP_IOD * iod else 0.0,
+        source_gap_px=closing if gap > CLOSED_GAP_IOD * iod else 0.0,
     )

@@ -6,12 +6,11 @@ import asyncio
 
 from fastapi import APIRouter, Depends, Form, Request, UploadFile
 
-from models.errors import FacestreamError
 from models.types import ENGINE_SAMPLE_RATE
 from server.api import auth
 from server.api.forms import parse_bool, parse_engine_params, parse_float, parse_int, read_upload
 from server.api.guards import check_image, check_storage
-from server.api.owners import SessionOwners, session_quota
+from server.api.owners import SessionOwners, liveness, session_quota
 from server.errors import InvalidFieldError, SessionFinishedError
 from server.session.audio.decode import decode_audio_chunk
 from server.session.registry import SessionRegistry
@@ -25,18 +24,6 @@ def _registry(request: Request) -> SessionRegistry:
 
 def _owners(request: Request) -> SessionOwners:
     return request.app.state.owners
-
-
-def liveness(registry: SessionRegistry):
-    """``session_id`` → True while live, False once finished, None once gone (for SessionOwners)."""
-
-    def state(session_id: str) -> bool | None:
-        try:
-            return not registry.get(session_id).state.terminal
-        except FacestreamError:
-            return None
-
-    return state
 
 
 @router.post("/init")

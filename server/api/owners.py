@@ -17,8 +17,10 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterator
 
+from models.errors import FacestreamError
 from server.api.auth import Client
 from server.errors import QuotaExceededError
+from server.session.registry import SessionRegistry
 from server.settings import Settings
 
 
@@ -29,6 +31,18 @@ def session_quota(settings: Settings, client: Client) -> int | None:
     if client.loopback:
         return None
     return max(1, settings.max_sessions // 2)
+
+
+def liveness(registry: SessionRegistry) -> Callable[[str], bool | None]:
+    """``session_id`` → True while live, False once finished, None once gone (for ``admit``)."""
+
+    def state(session_id: str) -> bool | None:
+        try:
+            return not registry.get(session_id).state.terminal
+        except FacestreamError:  # not found, or on a lost node
+            return None
+
+    return state
 
 
 class SessionOwners:

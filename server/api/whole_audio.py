@@ -29,10 +29,9 @@ from starlette.background import BackgroundTask
 
 from models.types import EngineParams
 from server.api import auth
-from server.api.chunked import liveness
 from server.api.forms import parse_engine_params, parse_int, read_upload
 from server.api.guards import check_image
-from server.api.owners import session_quota
+from server.api.owners import liveness, session_quota
 from server.compute.batch import BatchRenderer, BatchResult, prepare_inputs
 from server.session.ids import new_session_id
 from server.session.progressive import open_progressive

@@ -40,10 +40,12 @@ class JobRunner(Protocol):
     def submit(self, deadline: float, job: Callable[[], None]) -> None: ...
 
 
+FAST_FORWARD_FRAMES = 2
+"""The producer jumps ahead (``Producer._fast_forward``) once its next frame is this far behind."""
 RENDER_ESTIMATE_S = 0.006
 """Starting estimate of one frame's render (wall) time, before the stream has measured its own."""
 _EWMA = 0.2
-SAFETY = 0.25
+SAFETY = 0.1
 SAFETY_S = 0.002
 """A frame must be expected done by its deadline with this margin (relative, absolute): one that
 finishes just after its tick is as invisible as one never rendered, but cost its CPU."""
@@ -144,6 +146,7 @@ class Producer:
         self._idle = threading.Event()
         self._idle.set()
         self.frames_rendered = 0
+        self.frames_fast_forwarded = 0
 
     @property
     def frames_skipped(self) -> int:
@@ -199,6 +202,26 @@ class Producer:
         self.maybe_pump()
         return dropped
 
+    def _fast_forward(self) -> None:
+        """When even the audio→motion work falls behind the clock (the engine's next frame is due
+        more than ``FAST_FORWARD_FRAMES`` ago), jump: the timeline audio up to just after the
+        playhead is claimed unheard, and a ``Rewindable`` stream restarts there. Skipping only the
+        rendering cannot help then — every frame the stream could produce is already past its
+        tick, so the face would stay frozen for as long as the overload lasts. The jump costs the
+        lip model its context for a moment (an utterance restarts), never the picture."""
+        stream = self._stream
+        if not isinstance(stream, Rewindable):
+            return
+        next_frame = self._schedule.consumed // SAMPLES_PER_FRAME - self.lookahead
+        playhead = self._playhead()
+        if next_frame >= playhead - FAST_FORWARD_FRAMES:
+            return
+        restart = playhead + 2  # 80 ms to hear the lookahead and draw the first frame again
+        while self._schedule.consumed < restart * SAMPLES_PER_FRAME:
+            self._schedule.claim(restart * SAMPLES_PER_FRAME - self._schedule.consumed)
+        stream.rewind(restart)
+        self.frames_fast_forwarded += restart - max(next_frame, 0)
+
     def _done(self) -> None:
         with self._lock:
             self._busy = False
@@ -221,6 +244,7 @@ class Producer:
         earliest-deadline order only acts between jobs), so the next round is a new job."""
         target = self.target()
         try:
+            self._fast_forward()
             while not self._stop.is_set() and not self._paused:
                 want = target - self._schedule.consumed
                 if want <= 0:

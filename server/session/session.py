@@ -307,6 +307,11 @@ class Session:
         """Frames the producer did not render because they could no longer make their tick."""
         return self._producer.frames_skipped
 
+    @property
+    def producer_fast_forwarded(self) -> int:
+        """Frames whose audio the producer never analysed: it jumped ahead after falling behind."""
+        return self._producer.frames_fast_forwarded
+
     def load(self) -> SessionLoad:
         """Counters and queue depths for ``/metrics`` (``server.session.base.SessionLike``)."""
         live = not self._state.state.terminal
@@ -343,6 +348,7 @@ class Session:
             "speech_seconds_accepted": round(self.schedule.speech_samples_accepted / 16000, 3),
             "frames_rendered": self.frames_rendered,
             "frames_skipped": self.frames_skipped,
+            "frames_fast_forwarded": self._producer.frames_fast_forwarded,
             "speech_frames_emitted": ticks.speech_frames_emitted,
             "stale_ticks": ticks.stale_ticks,
             "stale_speech_ticks": ticks.stale_speech_ticks,

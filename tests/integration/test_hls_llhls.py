@@ -162,9 +162,15 @@ def test_an_audio_only_tail_fragment_becomes_a_dependent_part() -> None:
 def test_window_and_retention_bound_memory() -> None:
     tl = _timeline(60, window_segments=3, retain_segments=2)
     state = tl.snapshot()
-    assert [s.msn for s in state.segments] == [10, 11, 12]
+    # segment 12 is full but still open: it closes with segment 13's first part (timeline.py)
+    assert [(s.msn, s.complete) for s in state.segments] == [(9, True), (10, True), (11, True), (12, False)]
+    assert tl.next_part == (13, 0) and tl.resource("seg_12.m4s") is None
     assert [s.msn for s in tl.segments] == [8, 9, 10, 11, 12]
     assert tl.resource("seg_8.m4s") is not None and tl.resource("seg_7.m4s") is None
+    tl.add_fragment(_frag(60))
+    after = [(s.msn, s.complete) for s in tl.snapshot().segments]
+    assert after == [(10, True), (11, True), (12, True), (13, False)]
+    assert tl.resource("seg_12.m4s") is not None and tl.resource("seg_8.m4s") is None
 
 
 def test_playlist_follows_rfc8216bis_for_parts_hints_and_endlist() -> None:

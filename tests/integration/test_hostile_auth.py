@@ -267,3 +267,15 @@ def test_open_mode_keeps_the_published_curl_flow(tmp_path, sample_face_path) -> 
         assert (
             c.delete(f"{API}/session/{sid}", headers=auth_headers(body["session_token"])).status_code == 200
         )
+
+
+def test_debug_routes_are_watch_routes(tmp_path, sample_face_path) -> None:
+    """The latency-debug routes (only with ``debug_barcode``) follow the same matrix as status."""
+    face = sample_face_path.read_bytes()
+    with hostile_server(tmp_path, api_keys=KEY, rate_limit_per_s=0, debug_barcode=True) as srv:
+        a, b = init(srv.client, face, KEY).json(), init(srv.client, face, KEY).json()
+        for route in ("frame-times", "ingest-times"):
+            url = f"/api/debug/sessions/{a['session_id']}/{route}"
+            for cred, want in zip(CREDENTIALS, WATCH, strict=True):
+                r = srv.client.get(url, headers=auth_headers(_cred(cred, a, b)))
+                assert r.status_code == want, (route, cred, r.status_code, r.text[:200])

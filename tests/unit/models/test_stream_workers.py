@@ -104,7 +104,7 @@ def test_a_dead_worker_fails_its_streams_and_is_replaced(avatar) -> None:
         stream = engine.open_stream(avatar, PARAMS)
         worker = engine._pool._workers[0]
         worker.process.kill()
-        worker.process.join(5)
+        worker.process.wait(5)
         with pytest.raises(EngineWorkerError):
             stream.push_audio(np.zeros(640, np.float32))
         stream.close()

@@ -127,3 +127,31 @@ def speech(seconds: float, rate: int = SPEECH_RATE) -> np.ndarray:
     """A loud 220 Hz tone (the probe marks frames with RMS > 0.01 as speech)."""
     t = np.arange(round(seconds * rate)) / rate
     return (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+
+
+class StallingProbe(SkippingTimedProbe):
+    """Audio→motion costs ``motion_s`` of virtual time per frame of audio (the clock ticks on),
+    rendering ``cost_s``; at frame ``stall_at`` one push stalls ``stall_s`` (a noisy neighbour).
+    ``rewinds``: also Rewindable (as the CPU engine is), so the producer may jump ahead."""
+
+    def __init__(
+        self, clock: SteppedClock, motion_s: float, cost_s: float, stall_at: int, stall_s: float
+    ) -> None:
+        super().__init__(clock, cost_s)
+        self._motion_s = motion_s
+        self._stall_at, self._stall_s = stall_at, stall_s
+
+    def push_audio_skipping(
+        self, pcm: np.ndarray, skip: Callable[[int], bool], context: np.ndarray | None = None
+    ) -> list[VideoFrame]:
+        self._vclock.advance(self._motion_s * len(pcm) / SAMPLES_PER_FRAME)
+        if self._stall_s and self.pushed >= self._stall_at * SAMPLES_PER_FRAME:
+            self._vclock.advance(self._stall_s)
+            self._stall_s = 0.0
+        self._vclock.catch_up()
+        return super().push_audio_skipping(pcm, skip, context)
+
+
+class RewindableStallingProbe(StallingProbe):
+    def rewind(self, frame_index: int) -> None:
+        RewindableProbe.rewind(self, frame_index)  # type: ignore[arg-type]

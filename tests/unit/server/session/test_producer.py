@@ -16,7 +16,9 @@ from server.session.session import INTERRUPT_KEEP_FRAMES
 from tests.support.clock import HeldRunner, InlineRunner, SteppedClock
 from tests.unit.server.session.helpers import (
     RewindableProbe,
+    RewindableStallingProbe,
     SkippingTimedProbe,
+    StallingProbe,
     TimedProbe,
     make_session,
     speech,
@@ -111,3 +113,23 @@ def test_without_skipping_the_same_overload_freezes_the_face() -> None:
     assert session.frames_skipped == 0
     assert session.frames.dropped_late > 100
     assert session.ticks.longest_stale_run > 50
+
+
+def _after_stall(stream: StallingProbe) -> tuple[int, int]:
+    clock, runner = SteppedClock(), HeldRunner()
+    stream._vclock = clock
+    session, _ = _overloaded(stream, clock, runner, ticks=300)
+    return session.ticks.longest_stale_run, session.producer_fast_forwarded
+
+
+def test_when_motion_falls_behind_the_producer_jumps_ahead_instead_of_freezing() -> None:
+    """A 1 s stall (a noisy neighbour) leaves the stream 25 frames behind; motion at 0.75x real
+    time alone would take seconds to catch up, every frame it made already late (frozen face).
+    A rewindable stream jumps to just after the playhead instead: the face moves again at once."""
+    jumping = RewindableStallingProbe(SteppedClock(), motion_s=0.030, cost_s=0.005, stall_at=100, stall_s=1.0)
+    longest, jumped = _after_stall(jumping)
+    assert jumped >= 20
+    assert longest <= 1.0 * FPS + 6  # the stall itself (25 ticks) plus the way back
+    stuck = StallingProbe(SteppedClock(), motion_s=0.030, cost_s=0.005, stall_at=100, stall_s=1.0)
+    longest_stuck, jumped_stuck = _after_stall(stuck)
+    assert jumped_stuck == 0 and longest_stuck > longest + 25
