@@ -21,6 +21,7 @@ extra (livekit-agents 1.8).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -39,6 +40,9 @@ from livekit.agents.voice.avatar import (
 from facestream.runtime import AvatarOptions, AvatarRuntime
 from models.types import FPS
 
+HANDOFF_WAIT_S = 0.2
+"""clear_buffer waits at most this long for the runner to finish a push in progress."""
+
 
 class FacestreamVideoGenerator(VideoGenerator):
     """A LiveKit ``VideoGenerator`` over an ``AvatarRuntime`` (the engine on a worker thread)."""
@@ -48,6 +52,7 @@ class FacestreamVideoGenerator(VideoGenerator):
         self.width = width
         self.height = height
         self._clears = 0  # generation counter: a segment end made before a clear is void
+        self._handed = False  # the runner is pushing something we yielded (resumes us after)
 
     @classmethod
     async def open(cls, options: AvatarOptions) -> FacestreamVideoGenerator:
@@ -78,19 +83,35 @@ class FacestreamVideoGenerator(VideoGenerator):
         await self._runtime.push_audio(pcm, frame.sample_rate)
 
     async def clear_buffer(self) -> None:
+        """Drop the unplayed speech. Returns once the runner has finished pushing what it already
+        took from us: AvatarRunner resets its playback position right after this returns, so an
+        audio frame of the old segment whose push completed later would count as a new segment
+        (a spurious ``lk.playback_started``)."""
         self._clears += 1
         await self._runtime.clear()
+        for _ in range(round(HANDOFF_WAIT_S / 0.005)):
+            if not self._handed:
+                break
+            await asyncio.sleep(0.005)
 
     def __aiter__(self) -> AsyncIterator[rtc.VideoFrame | rtc.AudioFrame | AudioSegmentEnd]:
         return self._stream()
 
     async def _stream(self) -> AsyncIterator[rtc.VideoFrame | rtc.AudioFrame | AudioSegmentEnd]:
-        async for frame in self._runtime.frames():
-            made = self._clears
+        frames = self._runtime.frames()
+        while True:
+            made = self._clears  # before the tick: a tick in flight during a clear is stale too
+            try:
+                frame = await anext(frames)
+            except StopAsyncIteration:
+                return
             h, w = frame.image.shape[:2]
-            if frame.audio is not None:
+            if frame.audio is not None and made == self._clears:
+                self._handed = True
                 yield rtc.AudioFrame(frame.audio.tobytes(), frame.sample_rate, 1, len(frame.audio))
+            self._handed = True
             yield rtc.VideoFrame(w, h, rtc.VideoBufferType.RGB24, frame.image.tobytes())
+            self._handed = False
             if frame.segment_end and made == self._clears:
                 yield AudioSegmentEnd()
 

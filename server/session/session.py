@@ -142,6 +142,7 @@ class Session:
             horizon_frames=self.horizon_frames,
             min_push_frames=config.min_push_frames,
             playhead=lambda: self._ticker.playhead,
+            preroll=lambda: self._ticker.preroll_frames,
             deadline=self._ticker.deadline,
             counts_lateness=lambda index: index >= self._ticker.preroll_frames,
             stop=self._stop,

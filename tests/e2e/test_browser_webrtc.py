@@ -67,5 +67,5 @@ def test_speech_reaches_chromium_over_webrtc_within_a_second(netns_server: tuple
     assert {k: (summary["ice_pair"] or {}).get(k) for k in LOOPBACK_PAIR} == LOOPBACK_PAIR
     assert summary["frames_shown"] >= 60 and summary["unreadable_frames"] <= 2
     assert summary["speech_frames_matched"] >= 40  # barcodes of speech frames, read off Chromium's frames
-    # the lead alone is 400 ms by default; a whole second means something queues
+    # the lead alone is 200 ms by default (400 before issue 17); a whole second means something queues
     assert 0.2 < summary["p50_s"] < 1.0 and not math.isnan(summary["p90_s"])

@@ -28,7 +28,11 @@ def livekit_run() -> dict:
 def test_generator_frames_match_audio_and_mouth_follows_it(livekit_run):
     a = checks.check_frame_count(livekit_run)
     r = checks.check_mouth_follows_audio(livekit_run, a)
-    checks.check_av_alignment(livekit_run)
+    # What is checked here is the hand-off to the AVSynchronizer, which times audio and video from
+    # its own clock: every speech image is pushed right after the 40 ms of audio of its own tick
+    # (same pts, by the probe's pairing), and the push of that audio may wait for room in the
+    # AudioSource's 100 ms queue, so the hand-off times may differ by that queue plus a frame.
+    checks.check_av_alignment(livekit_run, tolerance_s=0.1 + 2 * checks.FRAME_S)
     checks.check_idle_flow(livekit_run)
     print(f"A: {len(a)} speech frames, r={r:.3f}")
 
