@@ -14,7 +14,8 @@ Two client modes:
   by a separate client process that sends WAV chunks over HTTP and, once the session completes,
   downloads its stream (``recording.mp4``: the HLS segments remuxed, byte for byte the media
   viewers got); the streams are decoded with ffmpeg after the round, outside the measured window.
-* ``--client inproc``: server and clients in this one process (quick; no decoded-stream check).
+* ``--client inproc``: server and clients in this one process (quick; no decoded-stream check;
+  its CPU figure includes the clients and misses the engine's worker processes until they exit).
 
 ``--burn K`` runs K extra processes that each spin a core for the whole run (a noisy neighbour);
 ``--max-sessions`` raises the server's admission for an over-capacity round (default: the largest

@@ -142,24 +142,22 @@ class Settings(BaseSettings):
     output_sample_rate: int = Field(48_000, ge=8_000, le=96_000)
     latency_lead_ms: float = Field(200.0, ge=40, le=5000)
     """A new utterance starts this far ahead of the playhead: engine lookahead (``cpu_lookahead_ms``,
-    80 ms) + render margin (120 ms) + arrival jitter that real-time feeds may have without gaps
-    (the rest: none at 200 ms). Glass-to-glass over WebRTC is this + ~30 ms tick phase + ~45-90 ms
-    encode, RTP and the browser's jitter buffer (benchmarks/glass_to_glass_webrtc.py, 2 loaded
-    cores: p50 0.31-0.33 s at 200 ms, 0.49-0.50 s at the former 400 ms with a 200 ms lookahead),
-    with the same stale/late ticks. With 200 ms a feed streamed at exactly real time whose messages
-    arrive late may be split into pieces (tests/unit/server/test_clock_timeline.py): for such
-    feeds over a jittery link use 240-280 ms. An engine with more lookahead raises it itself
-    (lead >= lookahead + 1 frame)."""
-    render_margin_ms: float = Field(120.0, ge=40, le=2000)
+    80 ms) + render margin (80 ms) + arrival jitter a real-time feed may have while its chunks still
+    join the utterance gap-free (40 ms; tests/unit/server/test_clock_timeline.py). Glass-to-glass
+    over WebRTC is this + ~30 ms tick phase + ~45-90 ms encode, RTP and the browser's jitter buffer
+    (benchmarks/glass_to_glass_webrtc.py; 0.44-0.50 s at the former 400 ms with a 200 ms lookahead).
+    Use 280-400 ms on a starved CPU (more render margin: fewer stale ticks) or a jittery link. An
+    engine with more lookahead raises it itself (lead >= lookahead + margin + 1 frame)."""
+    render_margin_ms: float = Field(80.0, ge=40, le=2000)
     """How far beyond the engine's lookahead the producer renders ahead of the clock: each frame's
-    render budget. 80 ms (with the 200 ms lead) measured 2-3x the stale ticks on loaded cores."""
+    render budget (120 ms with the former 400 ms lead; the CPU engine renders a frame in ~10 ms,
+    but on oversubscribed cores 80 ms measured 2-3x the stale ticks of 120 ms)."""
     cpu_lookahead_ms: float = Field(80.0, ge=40, le=400)
     """The CPU engine's right context in the server: frame n is rendered once audio to n + this is
     in. 200 ms (the engine's own default, used by ``facestream render``) gives the best visemes
     (benchmarks/motion_rtf.py: 0.76 agreement with an offline decode); 120 ms 0.73, 80 ms 0.65; the
     lip opening follows loudness the same (r ~0.81, tests/quality/test_lipsync.py). The live default,
-    80 ms, buys the latency that brings WebRTC glass-to-glass to ~0.3 s while keeping the 120 ms
-    render margin inside a 200 ms lead. It is the floor of ``latency_lead_ms``."""
+    80 ms, is what fits an 80 ms render margin and 40 ms of jitter slack into a 200 ms lead."""
     engine_processes: int = Field(-1, ge=-1)
     """Worker processes the CPU engine's streams (audio→motion + render) run in: pocketsphinx and
     the render glue hold the GIL, which otherwise serialises every live session on one lock

@@ -118,7 +118,6 @@ class Producer:
         horizon_frames: int,
         min_push_frames: int,
         playhead: Callable[[], int],
-        preroll: Callable[[], int],
         deadline: Callable[[int], float],
         counts_lateness: Callable[[int], bool],
         stop: threading.Event,
@@ -135,7 +134,6 @@ class Producer:
         self.lookahead = int(stream.lookahead_frames)
         self._min_push = min_push_frames * SAMPLES_PER_FRAME
         self._playhead = playhead
-        self._preroll = preroll
         self._deadline = deadline
         self._counts_lateness = counts_lateness
         self._stop = stop
@@ -156,9 +154,8 @@ class Producer:
         return self.late_filter.skipped
 
     def target(self) -> int:
-        """Timeline sample the stream should have consumed: ``horizon`` frames past the playhead
-        (past the pre-roll from the start: the clock emits those frames at once)."""
-        return (max(self._playhead(), self._preroll()) + self.horizon_frames) * SAMPLES_PER_FRAME
+        """Timeline sample the stream should have consumed: ``horizon`` frames past the playhead."""
+        return (self._playhead() + self.horizon_frames) * SAMPLES_PER_FRAME
 
     def maybe_pump(self) -> None:
         """Submit a pump job if enough audio is due and none is queued or running (any thread)."""

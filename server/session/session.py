@@ -117,7 +117,11 @@ class Session:
         # purpose: the difference is the arrival jitter a real-time feed may have while its chunks
         # still join the utterance gap-free (a chunk joins only while the engine has not listened
         # past the end of the speech before it).
-        self.lead_frames = max(config.lead_frames, self.lookahead + 1)
+        # An engine that needs more lookahead than the configured lead planned for raises the lead
+        # so that its render margin and one frame of jitter slack survive (issue 17: the 200 ms
+        # default lead = the CPU engine's 80 ms live lookahead + 80 ms margin + 40 ms slack; a
+        # 200 ms-lookahead engine gets 320 ms, not 240 ms with frames rendered a tick ahead).
+        self.lead_frames = max(config.lead_frames, self.lookahead + max(1, config.render_margin_frames) + 1)
         self.horizon_frames = min(self.lead_frames, self.lookahead + max(1, config.render_margin_frames))
         self.schedule = SpeechSchedule(
             self.lead_frames,
@@ -142,7 +146,6 @@ class Session:
             horizon_frames=self.horizon_frames,
             min_push_frames=config.min_push_frames,
             playhead=lambda: self._ticker.playhead,
-            preroll=lambda: self._ticker.preroll_frames,
             deadline=self._ticker.deadline,
             counts_lateness=lambda index: index >= self._ticker.preroll_frames,
             stop=self._stop,
