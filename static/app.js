@@ -107,6 +107,7 @@ function readOptions() {
     chunkDuration: num('chunk-duration'),
     poseStyle: [num('pitch'), num('yaw'), num('roll')],
     gazeStyle: [num('gaze-x'), num('gaze-y')],
+    apiKey: $('api-key').value.trim() || null,
   };
 }
 
@@ -121,7 +122,9 @@ async function startSession() {
         const session = client.session;
         const preview = session.preview_url ?? session.crop_url;
         // Once known, the server's own crop replaces the local photo: it is exactly what gets animated.
-        if (preview) showFace(client.url(preview), `The ${session.width}×${session.height} crop of ${ui.face.name} the server animates`);
+        // an <img> sends no headers: with keys on, the session token rides as ?token=
+        const token = client.sessionToken ? `?token=${encodeURIComponent(client.sessionToken)}` : '';
+        if (preview) showFace(client.url(preview) + token, `The ${session.width}×${session.height} crop of ${ui.face.name} the server animates`);
         status.say(session.message || 'Session started.');
         setBusy(true);
         status.watch(client, name === 'webrtc' ? rtc.player : hls.player);

@@ -43,8 +43,11 @@ export class RtcPlayer {
 
   get connectionState() { return this.pc?.connectionState ?? 'closed'; }
 
-  /** Starts receiving session `sessionId`; resolves when the answer is applied. */
-  async play(sessionId) {
+  /**
+   * Starts receiving session `sessionId`; resolves when the answer is applied. `token`: the
+   * session token (or an API key) when the server has keys (README "Security").
+   */
+  async play(sessionId, token = null) {
     this.stop();
     const pc = new RTCPeerConnection({ iceServers: this.iceServers });
     this.pc = pc;
@@ -68,7 +71,7 @@ export class RtcPlayer {
     await iceGatheringDone(pc);
     const response = await fetch(`${this.baseUrl}${API}/webrtc/${encodeURIComponent(sessionId)}`, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
+      headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
       body: JSON.stringify({ sdp: pc.localDescription.sdp, type: pc.localDescription.type }),
     });
     const body = await response.json().catch(() => ({}));

@@ -75,7 +75,7 @@ export class RtcTransport {
   async start(client) {
     this.socket = new SessionSocket(client.socketUrl(), { onEvent: this.onEvent });
     await this.socket.open();
-    await this.player.play(client.sessionId);
+    await this.player.play(client.sessionId, client.sessionToken || client.apiKey);
   }
 
   /** Sends at once; rejects when the socket is closed or its buffer is over its bound. */
@@ -128,6 +128,7 @@ export class SessionController {
 
   /**
    * Creates the session and starts playback on the chosen transport ('hls' or 'webrtc').
+   * `options` are the init fields plus `apiKey` (only when the server has keys).
    * `beforePlay(client)` runs once the session exists, before playback starts (e.g. a latency probe).
    */
   async start(face, options, transportName, { beforePlay = async () => {} } = {}) {
@@ -136,8 +137,9 @@ export class SessionController {
     this.feeds = [];
     this.timings = { initStartedAt: now() };
     const transport = this.transports[transportName] ?? this.transports.hls;
-    const client = new ChunkedStreamingClient('');
-    this.session = await client.initSession(face, options);
+    const { apiKey = null, ...initOptions } = options;
+    const client = new ChunkedStreamingClient('', { apiKey });
+    this.session = await client.initSession(face, initOptions);
     this.client = client;
     this.transport = transport;
     this.timings.initAnsweredAt = now();
