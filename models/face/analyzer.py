@@ -66,9 +66,9 @@ class FaceAnalyzer:
         decode_ms = (time.perf_counter() - t0) * 1e3
         result = self.analyze(upload.rgb, crop=crop)
         if upload.scale != 1.0:  # report the crop in the uploaded image's own pixels
-            result.crop_box = tuple(round(v * upload.scale) for v in result.crop_box)
+            result.crop_box = _scaled_box(result.crop_box, upload.scale)
             if result.face_box is not None:
-                result.face_box = tuple(round(v * upload.scale) for v in result.face_box)
+                result.face_box = _scaled_box(result.face_box, upload.scale)
             result.source_size = upload.source_size
         result.timings_ms["decode"] = decode_ms
         result.timings_ms["total"] += decode_ms
@@ -265,3 +265,9 @@ def _landmark_box(lms: np.ndarray) -> FaceBox:
     x0, y0 = lms[:, :2].min(axis=0)
     x1, y1 = lms[:, :2].max(axis=0)
     return FaceBox(float(x0), float(y0), float(x1), float(y1), 1.0)
+
+
+def _scaled_box(box: tuple[int, int, int, int], scale: float) -> tuple[int, int, int, int]:
+    """A pixel box of the decoded image in the uploaded image's own pixels."""
+    x, y, w, h = (round(v * scale) for v in box)
+    return x, y, w, h

@@ -64,8 +64,7 @@ def decode_upload(
                 factor = max(width, height) / keep_side
                 img.draft("RGB", (int(width / factor) + 1, int(height / factor) + 1))
             img.load()
-            img = ImageOps.exif_transpose(img)
-            rgb = to_rgb(img)
+            rgb = to_rgb(ImageOps.exif_transpose(img))
     except InvalidImageError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

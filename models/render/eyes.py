@@ -51,7 +51,7 @@ class LidOverlay:
         mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
         pts = np.rint((lid - [x0, y0]) * 8).astype(np.int32)
         thick = max(1, round(self.thickness))
-        cv2.polylines(mask, [pts], False, 255, thick, cv2.LINE_AA, shift=3)
+        cv2.polylines(mask, [pts], False, (255,), thick, cv2.LINE_AA, shift=3)
         alpha = cv2.GaussianBlur(mask.astype(np.float32) * (strength / 255.0), (0, 0), self.feather)
         a = alpha[:, :, None]
         roi = out[y0:y1, x0:x1].astype(np.float32)

@@ -30,9 +30,9 @@ def _smoothstep(e0: float, e1: float, x: np.ndarray | float) -> np.ndarray:
 
 def _region_mean(image: np.ndarray, outer: np.ndarray, inner: np.ndarray | None = None) -> np.ndarray:
     mask = np.zeros(image.shape[:2], np.uint8)
-    cv2.fillPoly(mask, [np.rint(outer).astype(np.int32)], 255)
+    cv2.fillPoly(mask, [np.rint(outer).astype(np.int32)], (255,))
     if inner is not None:
-        cv2.fillPoly(mask, [np.rint(inner).astype(np.int32)], 0)
+        cv2.fillPoly(mask, [np.rint(inner).astype(np.int32)], (0,))
     if not mask.any():
         return np.full(3, 128.0, dtype=np.float32)
     return np.asarray(cv2.mean(image, mask=mask)[:3], dtype=np.float32)
@@ -89,9 +89,12 @@ class MouthInterior:
             return image
         h, w = image.shape[:2]
         mask = np.zeros((h, w), np.uint8)
-        cv2.fillPoly(mask, [np.rint(self._inner_ref * 8).astype(np.int32)], 255, cv2.LINE_AA, shift=3)
+        cv2.fillPoly(mask, [np.rint(self._inner_ref * 8).astype(np.int32)], (255,), cv2.LINE_AA, shift=3)
         grow = max(1, round(0.01 * self.iod))
-        mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+        mask = np.asarray(
+            cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))),
+            np.uint8,
+        )
         alpha = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), max(0.6, 0.5 * grow))[:, :, None]
         ys, xs = np.nonzero(mask)
         if len(ys) == 0:
@@ -135,9 +138,9 @@ class MouthInterior:
         if x1 <= x0 or y1 <= y0:
             return
         mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        cv2.fillPoly(mask, [np.rint((polygon - [x0, y0]) * 8).astype(np.int32)], 255, cv2.LINE_AA, shift=3)
+        cv2.fillPoly(mask, [np.rint((polygon - [x0, y0]) * 8).astype(np.int32)], (255,), cv2.LINE_AA, shift=3)
         alpha = cv2.GaussianBlur(mask.astype(np.float32) * (strength / 255.0), (0, 0), self.feather)
-        fields, photo = self._interior(upper, lower, x0, y0, mask.shape, gap_c)
+        fields, photo = self._interior(upper, lower, x0, y0, (y1 - y0, x1 - x0), gap_c)
         layers = cv2.merge([f * alpha for f in fields])
         blend = out[y0:y1, x0:x1].astype(np.float32)
         blend *= (1.0 - alpha)[:, :, None]
@@ -300,7 +303,7 @@ class MouthInterior:
 def _shows_teeth(image: np.ndarray, inner: np.ndarray, lip: np.ndarray) -> bool:
     """Whether the photo's mouth opening is mostly teeth: bright, unsaturated pixels."""
     mask = np.zeros(image.shape[:2], np.uint8)
-    cv2.fillPoly(mask, [np.rint(inner).astype(np.int32)], 255)
+    cv2.fillPoly(mask, [np.rint(inner).astype(np.int32)], (255,))
     pixels = image[mask > 0].astype(np.float32)
     if len(pixels) < 12:
         return False

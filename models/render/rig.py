@@ -153,7 +153,8 @@ class FaceRig:
         dx = dx + bounded(m.gaze_x, -1.0, 1.0) * self.gaze_travel[0] * self.gaze_mask
         dy = dy + bounded(m.gaze_y, -1.0, 1.0) * self.gaze_travel[1] * self.gaze_mask
         local = np.stack([dx, dy], axis=1)
-        angles = tuple(bounded(v, -MAX_ROTATION_DEG, MAX_ROTATION_DEG) for v in (m.pitch, m.yaw, m.roll))
+        pitch, yaw, roll = (bounded(v, -MAX_ROTATION_DEG, MAX_ROTATION_DEG) for v in (m.pitch, m.yaw, m.roll))
+        angles = (pitch, yaw, roll)
         if any(angles):
             local = local + self._rotation(local, angles)
         return self.frame.to_image_vec(local)

@@ -14,6 +14,7 @@ from server.api.owners import SessionOwners, liveness, session_quota
 from server.errors import InvalidFieldError, SessionFinishedError
 from server.session.audio.decode import decode_audio_chunk
 from server.session.registry import SessionRegistry
+from server.session.session import FeedResult
 
 router = APIRouter(prefix="/api/audio-driven/chunked")
 
@@ -95,7 +96,8 @@ async def feed_chunk(
         raise SessionFinishedError(f"session is {session.state}; it no longer accepts audio")
     loop = asyncio.get_running_loop()
 
-    def accept():  # decode + resample + schedule, off the event loop, in arrival order per session
+    # decode + resample + schedule, off the event loop, in arrival order per session
+    def accept() -> FeedResult:
         decoded = (
             decode_audio_chunk(data, session.raw_sample_rate, settings.max_chunk_seconds)
             if data or not final

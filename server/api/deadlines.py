@@ -71,7 +71,7 @@ def head_guarded_protocol(
                 return
             self._refuse(_TIMEOUT)
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        def connection_made(self, transport: asyncio.Transport) -> None:
             super().connection_made(transport)
             self._arm()
 

@@ -73,7 +73,7 @@ def _client_address(conn: Request | WebSocket) -> str:
 
 
 async def _resolve(value: T | Awaitable[T]) -> T:
-    return await value if inspect.isawaitable(value) else value  # type: ignore[return-value]
+    return await value if inspect.isawaitable(value) else value
 
 
 def build_realtime_router(
@@ -174,6 +174,10 @@ async def _sse_stream(
         on_close()
 
 
+MAX_MIC_FEEDS_IN_FLIGHT = 8
+"""Microphone batches being scheduled at once per WebRTC peer; more means the session is stuck."""
+
+
 def _mic_sink(port: RealtimeSessionPort) -> Callable[[np.ndarray, int], None]:
     """Microphone audio from WebRTC → session speech; refusals are published, not swallowed."""
 
@@ -187,7 +191,20 @@ def _mic_sink(port: RealtimeSessionPort) -> Callable[[np.ndarray, int], None]:
         else:
             log.error("microphone feed failed", exc_info=exc)
 
+    in_flight: set[asyncio.Future[float]] = set()  # owned here; each settles in milliseconds
+
+    def settled(task: asyncio.Future[float]) -> None:
+        in_flight.discard(task)
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            report(error)
+
     def sink(pcm: np.ndarray, sample_rate: int) -> None:
+        if len(in_flight) >= MAX_MIC_FEEDS_IN_FLIGHT:  # the session is not keeping up: say so, drop
+            port.events.publish(
+                ev.error("mic_backlog", "microphone audio dropped: earlier audio is still queued")
+            )
+            return
         try:
             result = port.feed_pcm(pcm, sample_rate)
         except Exception as exc:  # reported as an event; the mic keeps flowing
@@ -195,9 +212,8 @@ def _mic_sink(port: RealtimeSessionPort) -> Callable[[np.ndarray, int], None]:
             return
         if inspect.isawaitable(result):
             task = asyncio.ensure_future(result)
-            task.add_done_callback(
-                lambda t: None if t.cancelled() or not t.exception() else report(t.exception())
-            )
+            in_flight.add(task)
+            task.add_done_callback(settled)
 
     return sink
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from server.api.realtime import RealtimeLimits, build_realtime_router
+from server.session.realtime_port import RealtimeSessionPort
 from server.settings import Settings
 from server.sinks.webrtc.gateway import IceServer, WebRtcConfig, WebRtcGateway
 
@@ -37,7 +38,7 @@ def open_gateway(app: FastAPI, settings: Settings) -> WebRtcGateway:
 def include_realtime(app: FastAPI, settings: Settings) -> None:
     """Mount the real-time routes; include before the static mount at ``/``."""
 
-    def get_session(session_id: str):
+    def get_session(session_id: str) -> RealtimeSessionPort:
         return app.state.registry.realtime(session_id)
 
     def get_gateway() -> WebRtcGateway:

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
@@ -195,7 +196,7 @@ class WebRtcGateway:
                 return
             await asyncio.sleep(self.config.watchdog_interval_s)
 
-    def _spawn(self, viewer: _Viewer, coro, name: str) -> None:
+    def _spawn(self, viewer: _Viewer, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         viewer.tasks.add(task)
         task.add_done_callback(viewer.tasks.discard)

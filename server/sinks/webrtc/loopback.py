@@ -12,13 +12,16 @@ configured for loopback, and never by default, so production gathering is untouc
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Protocol
 
 import aioice.ice
 
 LOOPBACK_V4 = "127.0.0.1"
 
-_HostAddresses = Callable[[bool, bool], list[str]]
+class _HostAddresses(Protocol):
+    """aioice's ``get_host_addresses(use_ipv4, use_ipv6)``."""
+
+    def __call__(self, use_ipv4: bool, use_ipv6: bool) -> list[str]: ...
 
 
 def with_loopback(gather: _HostAddresses) -> _HostAddresses:

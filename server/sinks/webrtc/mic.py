@@ -40,6 +40,8 @@ class MicPump:
                 frame = await self._track.recv()
             except MediaStreamError:
                 break
+            if not isinstance(frame, av.AudioFrame):  # an audio track yields audio frames only
+                continue
             for out in self._resampler.resample(frame):
                 pcm = out.to_ndarray().reshape(-1).astype(np.int16, copy=False)
                 self._parts.append(pcm)
