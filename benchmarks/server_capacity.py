@@ -134,11 +134,9 @@ def client_main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _proc_cpu(pid: int) -> float:
-    """CPU seconds of ``pid`` (all threads) plus its reaped children."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    utime, stime, cutime, cstime = (int(fields[i]) for i in (11, 12, 13, 14))
-    return (utime + stime + cutime + cstime) / os.sysconf("SC_CLK_TCK")
+def _stat(pid: int) -> tuple[str, list[str]]:
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return text[text.index("(") + 1 : text.rindex(")")], text.rsplit(")", 1)[1].split()
 
 
 def _children(pid: int) -> list[int]:
@@ -151,16 +149,23 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def server_cpu(pid: int) -> float:
-    """The server's CPU seconds so far, including its live and finished ffmpeg children."""
-    total = _proc_cpu(pid)
+def server_cpu(pid: int) -> dict[str, float]:
+    """The server's CPU seconds so far: its own threads, its encoders (live ffmpeg children plus
+    every reaped child, i.e. finished sessions' ffmpeg) and its engine worker processes."""
+    tck = os.sysconf("SC_CLK_TCK")
+    _, f = _stat(pid)
+    out = {
+        "server": (int(f[11]) + int(f[12])) / tck,
+        "ffmpeg": (int(f[13]) + int(f[14])) / tck,
+        "workers": 0.0,
+    }
     for child in _children(pid):
         try:
-            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError):
+            name, cf = _stat(child)
+        except (OSError, ValueError):
             continue
-    return total
+        out["ffmpeg" if "ffmpeg" in name else "workers"] += (int(cf[11]) + int(cf[12])) / tck
+    return out
 
 
 def _burn() -> None:
@@ -252,10 +257,11 @@ def run_process_mode(args: argparse.Namespace, counts: list[int]) -> None:
                     )
                 )
             time.sleep(max(0.0, start - time.time()))
-            cpu0, t0 = (server_cpu(server.pid) if server.pid else 0.0), time.monotonic()
+            cpu0, t0 = (server_cpu(server.pid) if server.pid else {}), time.monotonic()
             for p in procs:
                 p.wait()
-            cpu1, t1 = (server_cpu(server.pid) if server.pid else 0.0), time.monotonic()
+            cpu1, t1 = (server_cpu(server.pid) if server.pid else {}), time.monotonic()
+            cores = {k: (cpu1[k] - cpu0[k]) / (t1 - t0) for k in cpu1}
             load1 = os.getloadavg()[0]
             rows = []
             for d in dirs:
@@ -270,7 +276,7 @@ def run_process_mode(args: argparse.Namespace, counts: list[int]) -> None:
                     frames, audio = decode(mp4, int(st.get("width", 512)), int(st.get("height", 512)))
                     row["viewer"] = freeze_stats(frames, audio)
                 rows.append(row)
-            report_round(n, rows, (cpu1 - cpu0) / (t1 - t0) if server.pid else None, load0, load1)
+            report_round(n, rows, cores or None, load0, load1)
     finally:
         for b in burners:
             b.kill()
@@ -282,7 +288,9 @@ def run_process_mode(args: argparse.Namespace, counts: list[int]) -> None:
                 server.proc.kill()
 
 
-def report_round(n: int, rows: list[dict], cpu_cores: float | None, load0: float, load1: float) -> None:
+def report_round(
+    n: int, rows: list[dict], cpu_cores: dict[str, float] | None, load0: float, load1: float
+) -> None:
     refused = [r["init_error"] for r in rows if "init_error" in r]
     ok = [r for r in rows if "status" in r]
     viewers = [r["viewer"] for r in ok if "viewer" in r]
@@ -296,7 +304,10 @@ def report_round(n: int, rows: list[dict], cpu_cores: float | None, load0: float
     skipped = sum(s.get("frames_skipped", 0) for s in st)
     p99s = [s["lateness_ms"]["p99"] for s in st if s.get("lateness_ms", {}).get("p99") is not None]
     failed = [s.get("error") for s in st if s.get("error")]
-    cpu = f"{cpu_cores / max(1, len(ok)):.3f} cores" if cpu_cores is not None else "n/a (external server)"
+    cpu = "n/a (external server: pass --server-pid)"
+    if cpu_cores is not None:
+        per = {k: v / max(1, len(ok)) for k, v in cpu_cores.items()}
+        cpu = f"{sum(per.values()):.3f} cores (" + " + ".join(f"{k} {v:.3f}" for k, v in per.items()) + ")"
     print(
         f"N={n:<3} viewer: frozen speech frames {frozen}/{speech} ({100 * frozen / max(speech, 1):.2f} %), "
         f"longest frozen run {longest * 40} ms, pictures/s min {min(fps, default=0):.1f} "

@@ -7,7 +7,7 @@ speech for ``CALIBRATION_S`` of timeline on this thread (CPU time, so a busy nei
 only a little; the engine's worker processes count too) and encodes those frames once with the
 session encoder's x264 settings (the child's own rusage). A live session costs
 
-    core/session = 25 × (engine CPU per frame + encoder CPU per frame) + SERVER_CORE_PER_SESSION
+    core/session = 25 × (engine + x264 CPU per frame) + SERVER_CORE_PER_SESSION + MUX_CORE_PER_SESSION
 
 and ``max_sessions = floor(cores × UTILISATION / core/session)`` over the cores this process may
 run on (``os.sched_getaffinity``), capped at ``MAX_PER_CORE`` per core.
@@ -46,10 +46,13 @@ CALIBRATION_S = 2.0
 """Seconds of sample speech the calibration renders (~0.3 s of CPU for the CPU engine)."""
 UTILISATION = 0.7
 """Share of the cores that admitted sessions may plan to use at their measured cost."""
-SERVER_CORE_PER_SESSION = 0.03
-"""The server's own work per live session beside engine and encoder: clock thread, I420
-conversion, encoder pipes, speech decode/resample (python CPU minus engine CPU, measured with
-benchmarks/server_capacity.py at 2 sessions)."""
+SERVER_CORE_PER_SESSION = 0.05
+"""The server process's own work per live session beside the engine: clock thread, I420
+conversion, encoder pipes and the LL-HLS part splitter, speech decode/resample, frames from the
+engine workers (benchmarks/server_capacity.py --client process, CPU split at 4 sessions: 0.049)."""
+MUX_CORE_PER_SESSION = 0.02
+"""The session ffmpeg's work beyond the video encode measured here: AAC audio and the (LL-)HLS
+muxing (same benchmark: ffmpeg 0.072 core/session against 0.05 for x264 alone)."""
 MAX_PER_CORE = 8
 """Ceiling for engines that cost next to nothing (test probes): beyond this the encoders and the
 event loop, not the engine, are what run out."""
@@ -69,7 +72,8 @@ class CapacityEstimate:
             f"max_sessions={self.max_sessions}: floor({self.cores} cores × {self.utilisation} / "
             f"{self.core_per_session:.3f} core per session), measured at start-up: engine "
             f"{self.engine_ms_per_frame:.2f} ms + encoder {self.encoder_ms_per_frame:.2f} ms CPU per frame "
-            f"× {FPS} fps + server {SERVER_CORE_PER_SESSION} core (cap {MAX_PER_CORE}/core); "
+            f"× {FPS} fps + server {SERVER_CORE_PER_SESSION} + audio/mux {MUX_CORE_PER_SESSION} core "
+            f"(cap {MAX_PER_CORE}/core); "
             f"set --max-sessions to override"
         )
 
@@ -78,7 +82,9 @@ def estimate(
     cores: int, engine_s_per_frame: float, encoder_s_per_frame: float, utilisation: float = UTILISATION
 ) -> CapacityEstimate:
     """Pure: the admission limit from measured per-frame costs."""
-    per_session = FPS * (engine_s_per_frame + encoder_s_per_frame) + SERVER_CORE_PER_SESSION
+    per_session = (
+        FPS * (engine_s_per_frame + encoder_s_per_frame) + SERVER_CORE_PER_SESSION + MUX_CORE_PER_SESSION
+    )
     limit = min(MAX_PER_CORE * cores, max(1, math.floor(cores * utilisation / per_session)))
     return CapacityEstimate(
         limit, cores, engine_s_per_frame * 1e3, encoder_s_per_frame * 1e3, per_session, utilisation

@@ -11,8 +11,8 @@ from tests.support.engines import ProbeEngine
 
 def test_estimate_divides_the_usable_cores_by_the_measured_cost_per_session() -> None:
     e = estimate(cores=2, engine_s_per_frame=0.004, encoder_s_per_frame=0.002)
-    assert e.core_per_session == pytest.approx(25 * 0.006 + 0.03)
-    assert e.max_sessions == int(2 * UTILISATION / e.core_per_session) == 7
+    assert e.core_per_session == pytest.approx(25 * 0.006 + 0.05 + 0.02)
+    assert e.max_sessions == int(2 * UTILISATION / e.core_per_session) == 6
     assert "2 cores" in e.derivation() and "4.00 ms" in e.derivation()
     assert estimate(2, 1.0, 0.0).max_sessions == 1  # never below one
     assert estimate(2, 0.0, 0.0).max_sessions == 2 * MAX_PER_CORE  # free engines hit the ceiling
