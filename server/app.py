@@ -91,6 +91,9 @@ def create_app(
                 settings.device,
                 settings.cpu_lookahead_frames,
                 settings.cpu_engine_processes,
+                settings.imtalker_dtype,
+                settings.imtalker_compile,
+                settings.imtalker_first_window_frames,
             )
         if settings.warm_up:
             await asyncio.to_thread(_warm_up, eng)

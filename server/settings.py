@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -65,6 +65,14 @@ class Settings(BaseSettings):
     engine: str = "cpu"
     weights_dir: Path | None = None
     device: str | None = None
+    imtalker_dtype: Literal["fp32", "bf16", "fp16"] = "fp32"
+    """IMTalker precision: model calls under autocast at this dtype; weights, ODE state and the
+    carried context stay fp32 (errors against the fp32 vectors: tests/imtalker/test_half_precision.py)."""
+    imtalker_compile: str | None = None
+    """``torch.compile`` mode for the IMTalker renderer (e.g. ``max-autotune``); none by default."""
+    imtalker_first_window_ms: float = Field(2000.0, ge=400, le=2000)
+    """Length of a session's first IMTalker motion window: shorter gives the first frame sooner
+    (later windows stay 2 s with the same 10-frame context)."""
     log_level: str = "info"
     debug_barcode: bool = False
     """Latency debugging (server.sinks.debug): stamp each frame's index as a barcode and log
@@ -305,6 +313,10 @@ class Settings(BaseSettings):
             self.max_batch_renders = max(1, cpu_count() // 2)
         self.storage_dir = self.storage_dir.expanduser().resolve()
         return self
+
+    @property
+    def imtalker_first_window_frames(self) -> int:
+        return round(self.imtalker_first_window_ms / 1000 * FPS)
 
     @property
     def cpu_engine_processes(self) -> int:

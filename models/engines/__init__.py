@@ -21,10 +21,16 @@ def create_engine(
     device: str | None = None,
     cpu_lookahead_frames: int | None = None,
     cpu_processes: int = 0,
+    imtalker_dtype: str = "fp32",
+    imtalker_compile: str | None = None,
+    imtalker_first_window_frames: int = 50,
 ) -> Engine:
     """Build the named engine or raise EngineUnavailableError saying what is missing.
     ``cpu_lookahead_frames``: the CPU engine's right context (None: its default, 5 frames);
-    ``cpu_processes``: worker processes its streams run in (0: in-process)."""
+    ``cpu_processes``: worker processes its streams run in (0: in-process);
+    ``imtalker_*``: the neural engine's precision (fp32/bf16/fp16 autocast), ``torch.compile`` mode
+    of its fixed-shape renderer, and the length of a session's first motion window (10–50 frames:
+    shorter starts sooner; later windows stay 2 s)."""
     key = name.strip().lower()
     if key == "cpu":
         try:
@@ -45,11 +51,14 @@ def create_engine(
                 f"the IMTalker engine is not available ({e}); install the neural requirements "
                 "and pass --weights-dir with its checkpoints, or use --engine cpu"
             ) from e
-        factory = getattr(module, "create_engine", None) or getattr(module, "ImTalkerEngine", None)
-        if factory is None:
-            raise EngineUnavailableError("models.imtalker.engine defines no create_engine / ImTalkerEngine")
         try:
-            return factory(weights_dir=weights_dir, device=device)
+            return module.load_engine(
+                weights_dir,
+                device=device,
+                dtype=imtalker_dtype,
+                compile_mode=imtalker_compile,
+                first_window_frames=imtalker_first_window_frames,
+            )
         except EngineUnavailableError:
             raise
         except (FileNotFoundError, RuntimeError, OSError) as e:

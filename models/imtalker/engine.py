@@ -302,7 +302,7 @@ def load_engine(
 ) -> ImTalkerEngine:
     """The engine, or EngineUnavailableError naming what is missing (or a bad option)."""
     if weights_dir is None:
-        raise EngineUnavailableError("the IMTalker engine needs a weights folder (--weights DIR)")
+        raise EngineUnavailableError("the IMTalker engine needs its checkpoints folder (--weights-dir DIR)")
     folder = Path(weights_dir)
     if not folder.is_dir():
         raise EngineUnavailableError(f"IMTalker weights folder {folder} does not exist")
