@@ -23,7 +23,7 @@ _SERVE_FLAGS = {
     "device": (str, "torch device for the neural engine (cuda, cuda:1, cpu)"),
     "imtalker_dtype": (str, "IMTalker precision: fp32 (default), bf16 or fp16"),
     "imtalker_compile": (str, "torch.compile mode for the IMTalker renderer (default: none)"),
-    "imtalker_first_window_ms": (float, "IMTalker first motion window, 400–2000 ms (shorter: first frame sooner)"),
+    "imtalker_first_window_ms": (float, "IMTalker first motion window, 400–2000 ms (shorter: sooner)"),
     "max_sessions": (int, "live session limit (default: measured at start-up, logged with its derivation)"),
     "admission_utilisation": (float, "share of the cores measured admission plans for (default 0.7)"),
     "engine_processes": (int, "worker processes the CPU engine's streams run in (default -1: one per core)"),
