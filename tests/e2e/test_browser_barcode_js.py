@@ -13,6 +13,7 @@ import pytest
 
 from hls.barcode import MAX_INDEX, stamp_barcode
 from tests.support.browser import run_node
+from tests.support.media import raw_rgb_input
 
 READER = """
 import { readFileSync } from 'node:fs';
@@ -35,24 +36,8 @@ def test_js_reader_matches_python_stamps_after_x264(ffmpeg, sample_face_path, tm
     face = cv2.cvtColor(cv2.resize(cv2.imread(str(sample_face_path)), (size, size)), cv2.COLOR_BGR2RGB)
     indices = [0, 1, 250, 4097, 99_999, MAX_INDEX, 12, 13]
     frames = b"".join(stamp_barcode(np.roll(face, 5 * k, axis=0), i).tobytes() for k, i in enumerate(indices))
-    size_arg = f"{size}x{size}"
-    raw_in = [
-        ffmpeg,
-        "-v",
-        "error",
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "rgb24",
-        "-s",
-        size_arg,
-        "-r",
-        "25",
-        "-i",
-        "-",
-    ]
     encoded = subprocess.run(
-        [*raw_in, "-c:v", "libx264", "-pix_fmt", "yuv420p", "-f", "mpegts", "-"],
+        [*raw_rgb_input(ffmpeg, size, size), "-c:v", "libx264", "-pix_fmt", "yuv420p", "-f", "mpegts", "-"],
         input=frames,
         capture_output=True,
         check=True,

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from models.types import ENGINE_SAMPLE_RATE, FPS, SAMPLES_PER_FRAME
+from tests.support.media import raw_rgb_input
 
 SR = ENGINE_SAMPLE_RATE
 MFCC_PER_FRAME = 100 // FPS
@@ -209,19 +210,7 @@ def x264_round_trip(ffmpeg: str, frames: np.ndarray, crf: int = 23) -> np.ndarra
     n, h, w, _ = frames.shape
     enc = subprocess.run(
         [
-            ffmpeg,
-            "-v",
-            "error",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-s",
-            f"{w}x{h}",
-            "-r",
-            "25",
-            "-i",
-            "-",
+            *raw_rgb_input(ffmpeg, w, h),
             "-c:v",
             "libx264",
             "-preset",

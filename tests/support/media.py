@@ -19,6 +19,13 @@ def wav_bytes(pcm: np.ndarray, rate: int) -> bytes:
     return buf.getvalue()
 
 
+def raw_rgb_input(ffmpeg: str, width: int, height: int) -> list[str]:
+    """ffmpeg arguments reading 25 fps raw RGB24 frames of ``width``×``height`` from stdin (the
+    shape a test hands an encoder; add the output arguments after it)."""
+    return [ffmpeg, "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
+            "-r", "25", "-i", "-"]  # fmt: skip
+
+
 def session_dir(storage: Path, sid: str) -> Path:
     return storage / sid
 

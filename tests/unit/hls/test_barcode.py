@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from hls.barcode import CELLS, MAX_INDEX, decode_bits, encode_bits, read_barcode, stamp_barcode
+from tests.support.media import raw_rgb_input
 
 
 def _face_frame(path, size: int) -> np.ndarray:
@@ -20,24 +21,9 @@ def _x264_roundtrip(ffmpeg: str, frames: list[np.ndarray], extra: list[str]) -> 
     """Encodes RGB frames with libx264 (yuv420p, default CRF unless ``extra`` says otherwise) into an
     MPEG-TS like the HLS sink writes, and decodes them back to RGB."""
     h, w = frames[0].shape[:2]
-    raw_in = [
-        ffmpeg,
-        "-v",
-        "error",
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "rgb24",
-        "-s",
-        f"{w}x{h}",
-        "-r",
-        "25",
-        "-i",
-        "-",
-    ]
     enc = subprocess.run(
         [
-            *raw_in,
+            *raw_rgb_input(ffmpeg, w, h),
             "-c:v",
             "libx264",
             "-pix_fmt",
