@@ -16,12 +16,12 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
+from tests.support.api import auth_headers
 from tests.support.hostile import (
     API,
     Healthy,
     Resources,
     assert_back,
-    auth_headers,
     feed,
     hostile_server,
     init,

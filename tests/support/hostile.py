@@ -18,6 +18,8 @@ import numpy as np
 from server.api.deadlines import uvicorn_options
 from server.app import create_app
 from server.settings import Settings
+from tests.support import api
+from tests.support.api import auth_headers, post_init
 from tests.support.engines import ProbeEngine
 from tests.support.processes import ffmpeg_children
 from tests.support.servers import live_server
@@ -54,26 +56,15 @@ def hostile_server(tmp_path: Path, **overrides) -> Iterator[Server]:
         yield Server(client, url, app, settings)
 
 
-def auth_headers(token: str | None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"} if token else {}
-
-
 def init(client: httpx.Client, image: bytes, token: str | None = None, **fields) -> httpx.Response:
-    return client.post(
-        f"{API}/init",
-        files={"image": ("face.jpg", image, "image/jpeg")},
-        data={k: str(v) for k, v in fields.items()},
-        headers=auth_headers(token),
-    )
+    """The init request as sent (no assertion: hostile tests check refusals too)."""
+    return post_init(client, image, token, **fields)
 
 
-def feed(client: httpx.Client, sid: str, data: bytes, token: str | None = None, final: bool = False):
-    return client.post(
-        f"{API}/feed",
-        data={"session_id": sid, "is_final_chunk": "true" if final else "false"},
-        files={"audio_chunk": ("chunk.bin", data, "application/octet-stream")},
-        headers=auth_headers(token),
-    )
+def feed(
+    client: httpx.Client, sid: str, data: bytes, token: str | None = None, final: bool = False
+) -> httpx.Response:
+    return api.feed(client, sid, data, final=final, token=token)
 
 
 def speech_pcm(seconds: float, rate: int = 24_000) -> bytes:
