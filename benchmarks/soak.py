@@ -37,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+import tracemalloc
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -240,6 +241,12 @@ def glass_to_glass(url: str, seconds: float, tmp: Path) -> dict[str, Any]:
 
 
 # -- one mode -------------------------------------------------------------------------------------
+def heap_growth(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, top: int = 12) -> list[str]:
+    """The allocation sites whose live Python-heap bytes (numpy buffers included) grew most."""
+    stats = after.compare_to(before, "lineno")
+    return [f"{s.size_diff / 2**20:+.2f} MiB ({s.count_diff:+d}) {s.traceback[0]}" for s in stats[:top]]
+
+
 def soak_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     from server.app import create_app
     from server.settings import Settings
@@ -282,6 +289,7 @@ def soak_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         early: dict[str, float | None] = {}
         ticks0 = {s: (registry.get(s).ticks_emitted, registry.get(s).stale_ticks) for s in sids}
         samples: list[dict[str, float]] = []
+        heap_start: tracemalloc.Snapshot | None = None
         while time.monotonic() < end:
             time.sleep(min(args.sample_s, max(0.0, end - time.monotonic())))
             now = time.monotonic()
@@ -291,15 +299,20 @@ def soak_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
                 "t": now - start, "rss_mib": rss_kib() / 1024, "fds": open_fds(), "threads": os_threads(),
                 "ffmpeg": len(kids), "ffmpeg_rss_mib": kids_rss, "files": file_count(storage),
                 "load": os.getloadavg()[0],
+                "py_heap_mib": tracemalloc.get_traced_memory()[0] / 2**20 if args.tracemalloc else 0.0,
             }  # fmt: skip
             samples.append(row)
+            if args.tracemalloc and heap_start is None and row["t"] >= warm_at:
+                heap_start = tracemalloc.take_snapshot()
             if not early and row["t"] >= 10:
                 early = {s: av_offset_ms(storage / s) for s in sids}
             print(f"  t={row['t']:6.0f} s  RSS={row['rss_mib']:7.1f} MiB  fds={row['fds']}  "
                   f"threads={row['threads']}  ffmpeg={row['ffmpeg']} ({row['ffmpeg_rss_mib']:.0f} MiB)  "
                   f"files={row['files']}  viewer req={counters.requests} err={counters.viewer_errors} "
                   f"reconnects={counters.reconnects}  feed errors={len(counters.feed_errors)}  "
-                  f"load={row['load']:.2f}", flush=True)  # fmt: skip
+                  f"load={row['load']:.2f}  py heap={row['py_heap_mib']:.1f} MiB", flush=True)  # fmt: skip
+        if heap_start is not None:
+            result["heap_growth_top"] = heap_growth(heap_start, tracemalloc.take_snapshot())
         late = {s: av_offset_ms(storage / s) for s in sids}
         ticks = {s: registry.get(s).ticks_emitted - ticks0[s][0] for s in sids}
         stale = {s: registry.get(s).stale_ticks - ticks0[s][1] for s in sids}
@@ -328,6 +341,7 @@ def soak_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         "stale_share_pct": round(100 * sum(stale.values()) / max(1, sum(ticks.values())), 3),
         "viewer_requests": counters.requests, "viewer_errors": counters.viewer_errors,
         "viewer_reconnects": counters.reconnects, "feed_errors": len(counters.feed_errors),
+        "py_heap_mib": [round(warm[0]["py_heap_mib"], 1), round(warm[-1]["py_heap_mib"], 1)],
         "session_states": states, "ffmpeg_left_after_delete": leftover, "load_avg_end": os.getloadavg(),
     }  # fmt: skip
     return result
@@ -344,7 +358,15 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     ap.add_argument("--sample-s", type=float, default=15.0)
     ap.add_argument("--g2g-seconds", type=float, default=20.0, help="page watch at start and end (0 = skip)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="trace the Python heap: live bytes per sample and the top growing sites "
+        "(warm-up → end), to tell leaked objects from allocator fragmentation",
+    )
     args = ap.parse_args(argv)
+    if args.tracemalloc:
+        tracemalloc.start()
     results = [soak_mode(mode.strip(), args) for mode in args.modes.split(",") if mode.strip()]
     for r in results:
         print(f"== {r['mode']} summary ({r['minutes']:g} min, load {r['load_avg_start'][0]:.2f} → "
@@ -357,6 +379,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
               f"{r['ffmpeg_left_after_delete']}", flush=True)  # fmt: skip
         for when in ("g2g_start", "g2g_end"):
             print(f"   {when}: {r[when]}", flush=True)
+        if "heap_growth_top" in r:
+            heap = r["py_heap_mib"]
+            print(f"   Python heap {heap[0]} → {heap[1]} MiB; top growth:", flush=True)
+            for line in r["heap_growth_top"]:
+                print(f"     {line}", flush=True)
     if args.json:
         print(json.dumps(results))
     return results

@@ -7,7 +7,7 @@ stream against the other for the rest of the session, so every deviation is refu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -31,6 +31,8 @@ class TickValidator:
     sample_rate: int
     ticks: int = 0
     next_index: int | None = None
+    _last_image: np.ndarray | None = field(default=None, repr=False)
+    _last_i420: bytes = field(default=b"", repr=False)
 
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0 or self.width % 2 or self.height % 2:
@@ -62,8 +64,20 @@ class TickValidator:
         if pcm.ndim != 1 or pcm.dtype != np.int16 or pcm.shape[0] != want:
             got = f"{pcm.shape} {pcm.dtype}"
             raise ValueError(f"tick {frame.index}: expected ({want},) int16 audio, got {got}")
-        i420 = cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420).reshape(-1)
-        return i420.tobytes(), pcm.astype("<i2", copy=False).tobytes()
+        return self._i420(image), pcm.astype("<i2", copy=False).tobytes()
+
+    def _i420(self, image: np.ndarray) -> bytes:
+        """The frame as I420 bytes; a read-only picture sent again (a stale tick's repeat, a still
+        frame at rest) reuses the previous conversion. Only read-only arrays: a writeable one
+        could have been changed in place since."""
+        if image is self._last_image:
+            return self._last_i420
+        i420 = cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420).reshape(-1).tobytes()
+        if not image.flags.writeable:
+            self._last_image, self._last_i420 = image, i420
+        else:
+            self._last_image, self._last_i420 = None, b""
+        return i420
 
     def commit(self, frame: VideoFrame) -> None:
         """Record that the tick checked last was queued."""

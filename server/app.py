@@ -99,7 +99,9 @@ def create_app(
             await asyncio.to_thread(_warm_up, eng)
         if settings.measure_admission and engine is None:  # no max_sessions: measure our engine
             await asyncio.to_thread(_measure_admission, eng, settings)
-        executor = InferenceExecutor(settings.inference_workers, max_jobs=settings.max_sessions * 4 + 16)
+        lanes = len(eng.worker_pids) if isinstance(eng, WorkerProcesses) else 0  # a lane per worker
+        max_jobs = settings.max_sessions * 4 + 16
+        executor = InferenceExecutor(settings.inference_workers, max_jobs=max_jobs, lanes=lanes)
         registry = create_registry(settings, eng, executor, app.state.metrics)
         removed = registry.clean_storage()
         if removed:

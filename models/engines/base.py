@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from models.engines.skipping import LatePolicy, TickDeadlines
 from models.types import Avatar, EngineParams, VideoFrame
 
 
@@ -98,6 +99,37 @@ class SkipsFrames(Protocol):
     def push_audio_skipping(
         self, pcm: np.ndarray, skip: Callable[[int], bool], context: np.ndarray | None = None
     ) -> list[VideoFrame]: ...
+
+
+@runtime_checkable
+class StreamsLateFrames(Protocol):
+    """Optional stream ability of a stream made in another process: push audio, skip the frames
+    that would miss their tick by ``policy`` evaluated where the frames are made (on the host's
+    monotonic clock, against ``deadlines``), and hand each frame to ``emit`` as soon as it exists.
+
+    Why: asking the server about every frame (``SkipsFrames``) is a round trip through its
+    interpreter lock per frame, with the worker idle meanwhile. Returns the policy's new state
+    (its estimate, skip run and count), which the caller keeps for the next push. The frames are
+    the ones ``push_audio_skipping`` would return for the same decisions."""
+
+    def push_audio_deadlined(
+        self,
+        pcm: np.ndarray,
+        deadlines: TickDeadlines,
+        policy: LatePolicy,
+        emit: Callable[[VideoFrame], None],
+    ) -> LatePolicy: ...
+
+
+@runtime_checkable
+class PinnedToWorker(Protocol):
+    """Optional stream ability: the stream lives wholly in worker process ``worker_slot`` of its
+    engine (0 ≤ slot < the engine's process count), which serves one request at a time. The
+    server runs each slot's jobs on a lane of their own (``server.compute.executor``), so no
+    thread waits on a busy worker while another worker has work queued and sits idle."""
+
+    @property
+    def worker_slot(self) -> int: ...
 
 
 @runtime_checkable

@@ -9,7 +9,7 @@ engine accepts them and does not use them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -145,17 +145,25 @@ class CpuEngineStream:
         if self._closed:
             raise RuntimeError("CpuEngineStream is closed")
 
+    def frames_skipping(self, pcm: np.ndarray, skip: Callable[[int], bool]) -> Iterator[VideoFrame]:
+        """``push_audio_skipping``, lazily: the audio is consumed at once, and each frame is
+        decided and rendered when the iterator reaches it (a worker process sends each frame on
+        as soon as it exists). Consume it fully before the next call."""
+        self._check_open()
+        return self._frames(self._motion.push_audio(pcm), skip)
+
     def _render(
         self, motions: list[MotionFrame], skip: Callable[[int], bool] | None = None
     ) -> list[VideoFrame]:
-        out = []
+        return list(self._frames(motions, skip))
+
+    def _frames(self, motions: list[MotionFrame], skip: Callable[[int], bool] | None) -> Iterator[VideoFrame]:
         for m in motions:
             speech = m.speech >= SPEECH_ACTIVITY
             anchor = self._stills.anchor_for(m, speech)  # every frame, skipped or not
             if skip is not None and skip(m.index):
                 continue
-            out.append(VideoFrame(m.index, self._stills.picture(anchor), speech=speech, motion=m))
-        return out
+            yield VideoFrame(m.index, self._stills.picture(anchor), speech=speech, motion=m)
 
 
 class StillPictures:

@@ -12,8 +12,13 @@ finished frames back, one pickled array each (~0.8 MB at 512², a memcpy).
 Same frames as in-process: the worker runs the very ``CpuEngineStream`` code on the same audio
 with the avatar's own renderer (pickled once per stream), and a stream lives wholly in one worker,
 so chunk invariance and determinism hold unchanged (tests/unit/models/test_stream_workers.py
-compares pictures). Skipping late frames (``SkipsFrames``) keeps its decision in the server: the
-worker asks, frame by frame, just before it would render, and the session's own filter answers.
+compares pictures). Skipping late frames: a live session's producer hands the worker its
+``LatePolicy`` and tick deadlines (``StreamsLateFrames``), the worker decides each frame on the
+host's monotonic clock just before it would render it and sends every rendered frame back the
+moment it exists, so the server's thread is needed once per frame, not twice (measured: the
+per-frame question through the server's interpreter lock left workers idle under load). The
+older ``SkipsFrames`` form, where the worker asks the caller about each frame, stays for callers
+with a clock of their own.
 
 Ownership: ``StreamWorkerPool`` starts ``processes`` workers (fresh interpreters, not forks: the
 server has threads) and stops them in ``close``; each serves many streams, one request at a time
@@ -29,18 +34,64 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from models.engines.skipping import LatePolicy, TickDeadlines
 from models.motion.stream import validate_pcm
-from models.types import EngineParams, VideoFrame
+from models.types import EngineParams, MotionFrame, VideoFrame
+
+
+class _RendersLazily(Protocol):
+    """What ``_push_deadlined`` needs of the worker's stream (``CpuEngineStream.frames_skipping``)."""
+
+    def frames_skipping(self, pcm: np.ndarray, skip: Callable[[int], bool]) -> Iterator[VideoFrame]: ...
 
 
 class EngineWorkerError(RuntimeError):
     """The worker process failed or is gone (the session fails with this message)."""
+
+
+WireFrame = tuple[int, bool, MotionFrame | None, np.ndarray | None]
+"""A frame on the wire: (index, speech, motion, picture or None = the stream's previous picture)."""
+
+
+class _PictureSender:
+    """Worker side of one stream: a picture identical (the same object) to the one sent last is
+    sent as None. Why: at rest the CPU engine shows one picture for many frames
+    (``StillPictures``), and 0.8 MB per frame pickled, copied through a socket and unpickled is
+    most of what an idle frame would cost; the receiver also gets one object back, so the sink
+    converts it to I420 once (``hls.ticks``)."""
+
+    def __init__(self) -> None:
+        self._last: np.ndarray | None = None
+
+    def pack(self, frame: VideoFrame) -> WireFrame:
+        same = frame.image is self._last
+        self._last = frame.image
+        return frame.index, frame.speech, frame.motion, None if same else frame.image
+
+
+class _PictureReceiver:
+    """Caller side of one stream: rebuilds the frames, sharing the previous picture object."""
+
+    def __init__(self) -> None:
+        self._last: np.ndarray | None = None
+
+    def unpack(self, wire: WireFrame) -> VideoFrame:
+        index, speech, motion, image = wire
+        if image is None:
+            if self._last is None:  # pragma: no cover - the sender never starts with None
+                raise EngineWorkerError("the worker referred to a picture it never sent")
+            image = self._last
+        else:
+            image.setflags(write=False)  # may be shared by later frames, as in-process
+            self._last = image
+        return VideoFrame(index, image, speech=speech, motion=motion)
 
 
 def _serve(conn: multiprocessing.connection.Connection) -> None:
@@ -49,6 +100,10 @@ def _serve(conn: multiprocessing.connection.Connection) -> None:
     from models.engines.cpu import CpuEngineStream  # in the worker: the in-process stream
 
     streams: dict[int, CpuEngineStream] = {}
+    senders: dict[int, _PictureSender] = {}
+
+    def wire(sid: int, frames: list[VideoFrame]) -> list[WireFrame]:
+        return [senders[sid].pack(f) for f in frames]
 
     def ask(index: int) -> bool:
         conn.send(("ask", index))
@@ -64,15 +119,19 @@ def _serve(conn: multiprocessing.connection.Connection) -> None:
             if op == "open":
                 renderer, params, lookahead = args
                 streams[sid] = CpuEngineStream(renderer, params, lookahead)
+                senders[sid] = _PictureSender()
             elif op == "push":
-                value = streams[sid].push_audio(args[0])
+                value = wire(sid, streams[sid].push_audio(args[0]))
             elif op == "push_skipping":
-                value = streams[sid].push_audio_skipping(args[0], ask)
+                value = wire(sid, streams[sid].push_audio_skipping(args[0], ask))
+            elif op == "push_deadlined":
+                value = _push_deadlined(conn, streams[sid], senders[sid], *args)
             elif op == "flush":
-                value = streams[sid].flush()
+                value = wire(sid, streams[sid].flush())
             elif op == "rewind":
                 streams[sid].rewind(args[0])
             elif op == "close":
+                senders.pop(sid, None)
                 stream = streams.pop(sid, None)
                 if stream is not None:
                     stream.close()
@@ -81,6 +140,27 @@ def _serve(conn: multiprocessing.connection.Connection) -> None:
             conn.send((True, value))
         except Exception as e:  # the caller re-raises it; the worker serves on
             conn.send((False, f"{type(e).__name__}: {e}"))
+
+
+def _push_deadlined(
+    conn: multiprocessing.connection.Connection,
+    stream: _RendersLazily,
+    sender: _PictureSender,
+    pcm: np.ndarray,
+    deadlines: TickDeadlines,
+    policy: LatePolicy,
+) -> LatePolicy:
+    """Decide skips here, on this host's monotonic clock, and send each frame ("frame", frame)
+    the moment it is rendered; the reply that follows carries the policy's new state."""
+
+    def skip(index: int) -> bool:
+        return policy.decide(time.monotonic(), deadlines.of(index))
+
+    policy.begin()
+    for frame in stream.frames_skipping(pcm, skip):
+        conn.send(("frame", sender.pack(frame)))
+    policy.end(time.monotonic())
+    return policy
 
 
 def main(fd: int) -> None:
@@ -101,6 +181,7 @@ class _Worker:
     i.e. when the server closes the pool or dies."""
 
     def __init__(self, index: int) -> None:
+        self.index = index
         ours, theirs = socket.socketpair()
         with theirs:
             self.process = subprocess.Popen(
@@ -113,19 +194,45 @@ class _Worker:
         self.lock = threading.Lock()
         self.streams = 0
 
-    def call(self, *request: object, skip: Callable[[int], bool] | None = None) -> Any:
+    def call(
+        self,
+        *request: object,
+        skip: Callable[[int], bool] | None = None,
+        emit: Callable[[WireFrame], None] | None = None,
+    ) -> Any:
+        """One request; while it runs the worker may ask ``skip`` about a frame ("ask") or hand
+        over a finished frame ("frame", for ``emit``) before its final (ok, value) reply. If
+        ``skip`` or ``emit`` raises, the rest of the request is still read off the connection
+        (frames dropped, further questions answered "skip") before the error is re-raised, so
+        the next request never reads this one's replies."""
+        failure: BaseException | None = None
         with self.lock:
             try:
                 self.conn.send(request)
                 while True:
                     reply = self.conn.recv()
                     if reply[0] == "ask":
-                        self.conn.send(skip is not None and skip(reply[1]))
+                        answer = True
+                        if failure is None:
+                            try:
+                                answer = skip is not None and skip(reply[1])
+                            except BaseException as e:
+                                failure = e
+                        self.conn.send(answer)
+                        continue
+                    if reply[0] == "frame":
+                        if emit is not None and failure is None:
+                            try:
+                                emit(reply[1])
+                            except BaseException as e:
+                                failure = e
                         continue
                     ok, value = reply
                     break
             except (EOFError, OSError) as e:
                 raise EngineWorkerError(f"{self.name} is gone ({e})") from e
+        if failure is not None:
+            raise failure
         if not ok:
             raise EngineWorkerError(value)
         return value
@@ -190,37 +297,60 @@ class StreamWorkerPool:
 
 
 class RemoteCpuStream:
-    """A ``CpuEngineStream`` computed in a worker process (EngineStream, SkipsFrames, Rewindable).
-    Not thread-safe (one session's producer drives it)."""
+    """A ``CpuEngineStream`` computed in a worker process (EngineStream, SkipsFrames, Rewindable,
+    PinnedToWorker, StreamsLateFrames). Not thread-safe (one session's producer drives it)."""
 
     def __init__(self, pool: StreamWorkerPool, worker: _Worker, sid: int, lookahead: int) -> None:
         self._pool = pool
         self._worker = worker
         self._sid = sid
         self._lookahead = lookahead
+        self._pictures = _PictureReceiver()
         self._closed = False
 
     @property
     def lookahead_frames(self) -> int:
         return self._lookahead
 
+    @property
+    def worker_slot(self) -> int:
+        """The pool slot of the worker holding this stream (a replaced worker keeps the slot)."""
+        return self._worker.index
+
     def push_audio(self, pcm: np.ndarray, context: np.ndarray | None = None) -> list[VideoFrame]:
         """``context`` is ignored (the stream's state holds that audio), as in-process."""
         self._check_open()
-        frames: list[VideoFrame] = self._worker.call("push", self._sid, validate_pcm(pcm))
-        return frames
+        return self._frames(self._worker.call("push", self._sid, validate_pcm(pcm)))
 
     def push_audio_skipping(
         self, pcm: np.ndarray, skip: Callable[[int], bool], context: np.ndarray | None = None
     ) -> list[VideoFrame]:
         self._check_open()
-        frames: list[VideoFrame] = self._worker.call("push_skipping", self._sid, validate_pcm(pcm), skip=skip)
-        return frames
+        return self._frames(self._worker.call("push_skipping", self._sid, validate_pcm(pcm), skip=skip))
+
+    def push_audio_deadlined(
+        self,
+        pcm: np.ndarray,
+        deadlines: TickDeadlines,
+        policy: LatePolicy,
+        emit: Callable[[VideoFrame], None],
+    ) -> LatePolicy:
+        """The skip decisions run in the worker (``StreamsLateFrames``); frames reach ``emit`` one
+        by one as the worker finishes them, on the calling thread."""
+        self._check_open()
+        pictures = self._pictures
+        updated: LatePolicy = self._worker.call(
+            "push_deadlined", self._sid, validate_pcm(pcm), deadlines, policy,
+            emit=lambda wire: emit(pictures.unpack(wire)),
+        )  # fmt: skip
+        return updated
 
     def flush(self) -> list[VideoFrame]:
         self._check_open()
-        frames: list[VideoFrame] = self._worker.call("flush", self._sid)
-        return frames
+        return self._frames(self._worker.call("flush", self._sid))
+
+    def _frames(self, wires: list[WireFrame]) -> list[VideoFrame]:
+        return [self._pictures.unpack(w) for w in wires]
 
     def rewind(self, frame_index: int) -> None:
         self._check_open()

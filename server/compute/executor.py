@@ -16,6 +16,16 @@ it wants the GIL back while a pure-Python thread (audio→motion, clocks, the ev
 CPython makes it wait up to the switch interval (5 ms by default). With many sessions those
 waits add up to tens of ms per frame (the "convoy effect"). The executor lowers the interval to
 ``LIVE_SWITCH_INTERVAL_S`` (process-wide; never raises a smaller value someone chose).
+
+Lanes: a stream that lives in one engine worker process (``models.engines.base.PinnedToWorker``,
+the CPU engine's streams) can only advance when *that* worker is free: the worker serves one
+request at a time. On the shared pool, two threads could both wait on worker 0 while worker 1
+sat idle with work queued for it — measured at 8 live sessions on 2 cores (issue 14), the cores
+idled while frames missed their ticks. So ``lanes=k`` adds k lanes, one thread and one
+earliest-deadline heap each, and jobs submitted with ``lane=i`` run on lane ``i``: every worker
+process has exactly one thread feeding it, in deadline order, and is never left idle while a
+job for it waits. Jobs without a lane (in-process engines, whole-audio renders of such engines)
+use the shared pool as before. ``max_jobs`` bounds all heaps together.
 """
 
 from __future__ import annotations
@@ -42,23 +52,51 @@ def _lower_priority(niceness: int) -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
 
 
+class _Lane:
+    """One earliest-deadline heap and the threads that drain it."""
+
+    def __init__(self, name: str, threads: int, owner: InferenceExecutor) -> None:
+        self.heap: list[tuple[float, int, Callable[[], None]]] = []
+        self.cond = threading.Condition(owner._lock)  # one lock for all lanes, a condition each
+        self._owner = owner
+        self.threads = [
+            threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True) for i in range(threads)
+        ]
+        for t in self.threads:
+            t.start()
+
+    def _work(self) -> None:
+        cond = self.cond
+        while True:
+            with cond:
+                while not self.heap and not self._owner.closing:
+                    cond.wait()
+                if not self.heap:
+                    return
+                _, _, job = heapq.heappop(self.heap)
+            try:
+                job()
+            except Exception:  # the job owns its errors; this is only a last line of defence
+                log.exception("inference job failed")
+
+
 class InferenceExecutor:
-    def __init__(self, workers: int, max_jobs: int = 1024, blocking_workers: int = 2) -> None:
+    def __init__(self, workers: int, max_jobs: int = 1024, blocking_workers: int = 2, lanes: int = 0) -> None:
+        """``workers`` threads share the lane-less jobs; ``lanes`` dedicated single-thread lanes
+        serve jobs pinned to one engine worker process each (see the module docstring)."""
         if workers < 1:
             raise ValueError("workers must be >= 1")
+        if lanes < 0:
+            raise ValueError("lanes must be >= 0")
         self.workers = workers
         self.max_jobs = max_jobs
         if sys.getswitchinterval() > LIVE_SWITCH_INTERVAL_S:
             sys.setswitchinterval(LIVE_SWITCH_INTERVAL_S)
-        self._heap: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._closing = False
-        self._threads = [
-            threading.Thread(target=self._work, name=f"inference-{i}", daemon=True) for i in range(workers)
-        ]
-        for t in self._threads:
-            t.start()
+        self._shared = _Lane("inference", workers, self)
+        self._lanes = [_Lane(f"inference-lane{i}", 1, self) for i in range(lanes)]
         self.blocking = ThreadPoolExecutor(
             max_workers=blocking_workers,
             thread_name_prefix="blocking",
@@ -66,20 +104,33 @@ class InferenceExecutor:
             initargs=(5,),
         )
 
-    def submit(self, deadline: float, job: Callable[[], None]) -> None:
-        """Run ``job`` on a worker; jobs with earlier ``deadline`` (monotonic seconds) run first."""
-        with self._cond:
+    @property
+    def closing(self) -> bool:
+        """Set once by ``close``; lanes drain what is queued, then their threads return."""
+        return self._closing
+
+    @property
+    def lanes(self) -> int:
+        return len(self._lanes)
+
+    def submit(self, deadline: float, job: Callable[[], None], lane: int | None = None) -> None:
+        """Run ``job`` on a worker; jobs with earlier ``deadline`` (monotonic seconds) run first.
+        ``lane``: the engine worker process the job drives (its own lane; ``lane`` modulo the lane
+        count, the shared pool when there are no lanes)."""
+        with self._lock:
             if self._closing:
                 raise RuntimeError("inference executor is closed")
-            if len(self._heap) >= self.max_jobs:
+            heaps = [self._shared.heap, *(lane_.heap for lane_ in self._lanes)]
+            if sum(len(h) for h in heaps) >= self.max_jobs:
                 raise RuntimeError(f"inference queue full ({self.max_jobs} jobs)")
-            heapq.heappush(self._heap, (deadline, next(self._seq), job))
-            self._cond.notify()
+            target = self._shared if lane is None or not self._lanes else self._lanes[lane % len(self._lanes)]
+            heapq.heappush(target.heap, (deadline, next(self._seq), job))
+            target.cond.notify()
 
     @property
     def queued(self) -> int:
-        with self._cond:
-            return len(self._heap)
+        with self._lock:
+            return len(self._shared.heap) + sum(len(lane.heap) for lane in self._lanes)
 
     @property
     def blocking_queued(self) -> int:
@@ -88,22 +139,10 @@ class InferenceExecutor:
 
     def close(self, timeout: float = 10.0) -> None:
         """Finish queued jobs, stop and join the workers."""
-        with self._cond:
+        with self._lock:
             self._closing = True
-            self._cond.notify_all()
-        for t in self._threads:
+            for lane in (self._shared, *self._lanes):
+                lane.cond.notify_all()
+        for t in [*self._shared.threads, *(t for lane in self._lanes for t in lane.threads)]:
             t.join(timeout)
         self.blocking.shutdown(wait=True, cancel_futures=True)
-
-    def _work(self) -> None:
-        while True:
-            with self._cond:
-                while not self._heap and not self._closing:
-                    self._cond.wait()
-                if not self._heap:
-                    return
-                _, _, job = heapq.heappop(self._heap)
-            try:
-                job()
-            except Exception:  # the job owns its errors; this is only a last line of defence
-                log.exception("inference job failed")

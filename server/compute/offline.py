@@ -25,7 +25,7 @@ import numpy as np
 import soxr
 
 from hls.ticks import samples_for_tick
-from models.engines.base import EngineStream
+from models.engines.base import EngineStream, PinnedToWorker
 from models.types import ENGINE_SAMPLE_RATE, FPS, SAMPLES_PER_FRAME, AudioSlice, VideoFrame
 from server.compute.executor import InferenceExecutor
 from server.session.audio.decode import DecodedAudio
@@ -89,6 +89,7 @@ class OfflineRender:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._stream = stream
+        self._lane = stream.worker_slot if isinstance(stream, PinnedToWorker) else None
         self.audio = audio
         self._sink = sink
         self._executor = executor
@@ -131,7 +132,7 @@ class OfflineRender:
 
     def _submit(self) -> None:
         try:
-            self._executor.submit(self._clock() + self._defer, self._run_step)
+            self._executor.submit(self._clock() + self._defer, self._run_step, lane=self._lane)
         except Exception as e:  # executor closed or full: the render cannot go on
             self._finish(e)
 

@@ -26,6 +26,7 @@ from typing import Protocol
 import numpy as np
 
 from hls.base import TickWriter
+from models.engines.skipping import TickDeadlines
 from models.types import FPS, AudioSlice, VideoFrame
 from server.session.frames import FrameQueue
 from server.session.speech import SpeechSchedule
@@ -165,8 +166,13 @@ class SessionClock:
         self.t0 = t0
         self.preroll_frames = preroll_frames
 
+    @property
+    def deadlines(self) -> TickDeadlines:
+        """When each frame is due: the one source of truth for the producer and the workers."""
+        return TickDeadlines(self.t0, FPS)
+
     def deadline(self, index: int) -> float:
-        return self.t0 + index / FPS
+        return self.deadlines.of(index)
 
     def run(self, stop: threading.Event) -> bool:
         """Tick until the schedule's end frame (True: the stream is complete) or ``stop`` (False)."""

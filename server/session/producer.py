@@ -25,9 +25,10 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
-from models.engines.base import EngineStream, Rewindable, SkipsFrames
-from models.types import SAMPLES_PER_FRAME
-from server.session.clock import Clock
+from models.engines.base import EngineStream, PinnedToWorker, Rewindable, SkipsFrames, StreamsLateFrames
+from models.engines.skipping import LatePolicy, TickDeadlines
+from models.types import SAMPLES_PER_FRAME, VideoFrame
+from server.session.clock import Clock, MonotonicClock
 from server.session.frames import FrameQueue, LatenessStats
 from server.session.speech import SpeechSchedule
 
@@ -37,68 +38,43 @@ log = logging.getLogger("facestream.session")
 class JobRunner(Protocol):
     """Where pump jobs run: ``server.compute.executor.InferenceExecutor`` (earliest deadline first)."""
 
-    def submit(self, deadline: float, job: Callable[[], None]) -> None: ...
+    def submit(self, deadline: float, job: Callable[[], None], lane: int | None = None) -> None: ...
 
 
 FAST_FORWARD_FRAMES = 2
 """The producer jumps ahead (``Producer._fast_forward``) once its next frame is this far behind."""
-RENDER_ESTIMATE_S = 0.006
-"""Starting estimate of one frame's render (wall) time, before the stream has measured its own."""
-_EWMA = 0.2
-SAFETY = 0.1
-SAFETY_S = 0.002
-"""A frame must be expected done by its deadline with this margin (relative, absolute): one that
-finishes just after its tick is as invisible as one never rendered, but cost its CPU."""
 
 
 class LateFrameFilter:
     """Per session: is a frame about to be rendered already too late for its tick?
 
-    The estimate of one render is a moving average of the wall time between consecutive
-    decisions of rendered frames (wall, not CPU, time: under contention what matters is when the
-    frame is done). A frame is skipped when ``now + estimate`` is past its deadline. The filter
-    skips at most ``max_skip_run`` such frames in a row, so even a wildly wrong
-    estimate cannot freeze the picture for longer than that: past it, a frame that might still
-    make its tick is rendered. A frame already past its deadline is always skipped (rendering it
-    could only produce a picture the clock has no tick left for).
+    The decision itself is ``models.engines.skipping.LatePolicy`` (pure, so a worker process can
+    run it too); this binds it to the session's clock and deadlines for streams that ask frame by
+    frame (``SkipsFrames``).
     """
 
     def __init__(self, clock: Clock, deadline_of: Callable[[int], float], max_skip_run: int = 4) -> None:
         self._clock = clock
         self._deadline_of = deadline_of
-        self._max_skip_run = max_skip_run
-        self.estimate_s = RENDER_ESTIMATE_S
-        self.skipped = 0
-        self._render_started: float | None = None
-        self._skip_run = 0
+        self.policy = LatePolicy(max_skip_run)
+
+    @property
+    def estimate_s(self) -> float:
+        return self.policy.estimate_s
+
+    @property
+    def skipped(self) -> int:
+        return self.policy.skipped
 
     def begin(self) -> None:
-        """A new push starts: the time since the last decision is not a render."""
-        self._render_started = None
+        self.policy.begin()
 
     def end(self) -> None:
-        """The push is over: its last rendered frame's time counts too."""
-        self._measure(self._clock.now())
-        self._render_started = None
+        self.policy.end(self._clock.now())
 
     def __call__(self, index: int) -> bool:
         """True = skip frame ``index`` (advance motion, render nothing)."""
-        now = self._clock.now()
-        self._measure(now)
-        deadline = self._deadline_of(index)
-        done_by = now + self.estimate_s * (1.0 + SAFETY) + SAFETY_S
-        if now >= deadline or (done_by >= deadline and self._skip_run < self._max_skip_run):
-            self._skip_run += 1
-            self.skipped += 1
-            return True
-        self._skip_run = 0
-        self._render_started = now
-        return False
-
-    def _measure(self, now: float) -> None:
-        if self._render_started is not None:
-            self.estimate_s += _EWMA * (max(0.0, now - self._render_started) - self.estimate_s)
-            self._render_started = None
+        return self.policy.decide(self._clock.now(), self._deadline_of(index))
 
 
 class Producer:
@@ -118,7 +94,7 @@ class Producer:
         horizon_frames: int,
         min_push_frames: int,
         playhead: Callable[[], int],
-        deadline: Callable[[int], float],
+        deadlines: Callable[[], TickDeadlines],
         counts_lateness: Callable[[int], bool],
         stop: threading.Event,
         on_error: Callable[[str], None],
@@ -134,12 +110,16 @@ class Producer:
         self.lookahead = int(stream.lookahead_frames)
         self._min_push = min_push_frames * SAMPLES_PER_FRAME
         self._playhead = playhead
-        self._deadline = deadline
+        self._deadlines = deadlines  # read at each use: the clock fixes t0 only when it starts
         self._counts_lateness = counts_lateness
         self._stop = stop
         self._on_error = on_error
-        self.late_filter = LateFrameFilter(clock, deadline)
+        self.late_filter = LateFrameFilter(clock, self._deadline)
         self._skips = isinstance(stream, SkipsFrames)
+        # a stream made in a worker process decides skips there, on the host's monotonic clock,
+        # which must then be the session's clock too (tests step a clock of their own)
+        self._remote_skips = isinstance(stream, StreamsLateFrames) and isinstance(clock, MonotonicClock)
+        self._lane = stream.worker_slot if isinstance(stream, PinnedToWorker) else None
         self._lock = threading.Lock()
         self._busy = False
         self._paused = False
@@ -169,7 +149,7 @@ class Producer:
             self._idle.clear()
         first = self._schedule.consumed // SAMPLES_PER_FRAME - self.lookahead
         try:
-            self._runner.submit(self._deadline(first), self._pump)
+            self._runner.submit(self._deadline(first), self._pump, lane=self._lane)
         except Exception as e:
             self._done()
             self._on_error(f"cannot schedule inference: {e}")
@@ -237,6 +217,27 @@ class Producer:
         finally:
             self.late_filter.end()
 
+    def _deadline(self, index: int) -> float:
+        return self._deadlines().of(index)
+
+    def _accept(self, frame: VideoFrame) -> None:
+        """A rendered frame: its lateness is recorded and it joins the clock's queue."""
+        if self._counts_lateness(frame.index):
+            self._lateness.add(self._clock.now() - self._deadline(frame.index))
+        self._frames.put(frame)
+        self.frames_rendered += 1
+
+    def _push_remote(self, want: int) -> None:
+        """All the audio due in one request; each frame joins the queue the moment it arrives."""
+        stream = self._stream
+        assert isinstance(stream, StreamsLateFrames)
+        claim = self._schedule.claim(want)
+        # the policy's state goes to the worker with the request and comes back updated: the
+        # only place skip state crosses the process boundary (the filter is its in-process home)
+        self.late_filter.policy = stream.push_audio_deadlined(
+            claim.pcm, self._deadlines(), self.late_filter.policy, self._accept
+        )
+
     def _pump(self) -> None:
         """One job: push audio up to the target as it stood when the job began, then hand the
         worker back. Past capacity the playhead moves on while the job renders; chasing it in the
@@ -249,16 +250,14 @@ class Producer:
                 want = target - self._schedule.consumed
                 if want <= 0:
                     break
+                if self._remote_skips:
+                    self._push_remote(want)
+                    continue
                 # one frame of audio per push: each frame reaches the queue as soon as it is
                 # rendered, not when a whole batch is (a batch's first frames would miss their ticks)
                 claim = self._schedule.claim(min(want, SAMPLES_PER_FRAME))
-                frames = self._push(claim.pcm, claim.context)
-                now = self._clock.now()
-                for f in frames:
-                    if self._counts_lateness(f.index):
-                        self._lateness.add(now - self._deadline(f.index))
-                    self._frames.put(f)
-                self.frames_rendered += len(frames)
+                for f in self._push(claim.pcm, claim.context):
+                    self._accept(f)
         except Exception as e:
             log.exception("session %s: engine push failed", self._name)
             self._on_error(f"engine failed: {e}")

@@ -146,7 +146,7 @@ class Session:
             horizon_frames=self.horizon_frames,
             min_push_frames=config.min_push_frames,
             playhead=lambda: self._ticker.playhead,
-            deadline=self._ticker.deadline,
+            deadlines=lambda: self._ticker.deadlines,
             counts_lateness=lambda index: index >= self._ticker.preroll_frames,
             stop=self._stop,
             on_error=self._fail,

@@ -109,6 +109,11 @@ def test_sample(dtype: str, generator, audio_encoder, golden, check_close, case,
 @pytest.mark.slow
 @DTYPES
 def test_renderer(dtype: str, renderer: IMTRenderer, golden, check_close) -> None:
+    if dtype == "fp16" and not torch.ops.mkldnn._is_mkldnn_fp16_supported():
+        # measured on an AMD EPYC with AVX512 but no AVX512-FP16/AMX-FP16: one 64-channel 3x3
+        # convolution at 128² takes 9 s in fp16 against 0.08 s in fp32, so the renderer check
+        # alone passes its 300 s timeout; the other fp16 stages (matmuls) still run here
+        pytest.skip("this CPU has no native fp16 convolutions (oneDNN falls back to a ~100x slower path)")
     enc, dec = golden("renderer_encode"), golden("renderer_decode")
     image = torch.from_numpy(enc["image_u8_hwc"]).permute(2, 0, 1)[None].float() / 255.0
     with torch.no_grad(), half(dtype):

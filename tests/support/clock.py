@@ -88,7 +88,7 @@ class InlineRunner:
     def __init__(self) -> None:
         self.deadlines: list[float] = []
 
-    def submit(self, deadline: float, job: Callable[[], None]) -> None:
+    def submit(self, deadline: float, job: Callable[[], None], lane: int | None = None) -> None:
         self.deadlines.append(deadline)
         job()
 
@@ -100,7 +100,7 @@ class HeldRunner:
         self._lock = threading.Lock()
         self._jobs: list[tuple[float, Callable[[], None]]] = []
 
-    def submit(self, deadline: float, job: Callable[[], None]) -> None:
+    def submit(self, deadline: float, job: Callable[[], None], lane: int | None = None) -> None:
         with self._lock:
             self._jobs.append((deadline, job))
 

@@ -53,6 +53,25 @@ def test_validator_accepts_consecutive_ticks_and_returns_raw_bytes() -> None:
     assert v.ticks == 3 and v.next_index == 8
 
 
+def test_validator_converts_a_repeated_read_only_picture_once_and_a_writeable_one_every_time() -> None:
+    """A stale tick or a still frame at rest sends the same read-only picture again: its I420
+    bytes are reused. A writeable picture may have been changed in place, so it is converted anew."""
+    v = TickValidator(64, 64, 25, 48000)
+    still = np.full((64, 64, 3), 90, np.uint8)
+    still.setflags(write=False)
+    first, _ = v.check(VideoFrame(0, still), _tick(0)[1])
+    v.commit(VideoFrame(0, still))
+    again, _ = v.check(VideoFrame(1, still), _tick(1)[1])
+    assert again is first
+    v.commit(VideoFrame(1, still))
+    live = np.full((64, 64, 3), 90, np.uint8)
+    a, _ = v.check(VideoFrame(2, live), _tick(2)[1])
+    v.commit(VideoFrame(2, live))
+    live[:] = 200  # the same object, new pixels
+    b, _ = v.check(VideoFrame(3, live), _tick(3)[1])
+    assert a == first and b != a
+
+
 @pytest.mark.parametrize(
     ("tick", "message"),
     [

@@ -3,12 +3,16 @@ in-process, for any chunking, with skipping and rewind, and a dead worker fails 
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 import soundfile as sf
 
-from models.engines.base import Rewindable, SkipsFrames
+from models.engines.base import PinnedToWorker, Rewindable, SkipsFrames, StreamsLateFrames
 from models.engines.cpu import CpuEngine
+from models.engines.skipping import RENDER_ESTIMATE_S, LatePolicy, TickDeadlines
 from models.engines.stream_workers import EngineWorkerError
 from models.errors import InvalidAudioError
 from models.types import Avatar, EngineParams
@@ -78,6 +82,42 @@ def test_skipping_is_decided_in_the_caller_and_changes_no_picture(engines, avata
     assert [f.index for f in kept] == [i for i in asked if i % 2 == 0]
     for f in kept:
         assert np.array_equal(f.image, expected[f.index].image)
+
+
+def test_deadlined_pushes_decide_in_the_worker_and_stream_each_frame(engines, avatar, speech) -> None:
+    """``StreamsLateFrames``: frames due far ahead are all rendered (same pictures as in-process),
+    arrive one by one on the calling thread, and the policy's state comes back updated; frames
+    already past their deadline are skipped in the worker, while motion still advances."""
+    local, remote = engines
+    half = len(speech) // 2
+    tail = np.zeros(6400, np.float32)
+    reference = local.open_stream(avatar, PARAMS)  # the same audio, nothing skipped
+    expected = {f.index: f for pcm in (speech[:half], speech[half:], tail) for f in reference.push_audio(pcm)}
+    reference.close()
+    stream = remote.open_stream(avatar, PARAMS)
+    assert isinstance(stream, StreamsLateFrames) and isinstance(stream, PinnedToWorker)
+    assert stream.worker_slot in (0, 1)
+    got, threads = [], set()
+
+    def emit(frame) -> None:
+        got.append(frame)
+        threads.add(threading.get_ident())
+
+    future = TickDeadlines(time.monotonic() + 3600, 25)
+    policy = stream.push_audio_deadlined(speech[:half], future, LatePolicy(), emit)
+    assert policy.skipped == 0 and policy.estimate_s != RENDER_ESTIMATE_S  # measured in the worker
+    assert threads == {threading.get_ident()} and len(got) > 5
+    rendered = len(got)
+    past = TickDeadlines(time.monotonic() - 3600, 25)
+    policy = stream.push_audio_deadlined(speech[half:], past, policy, emit)
+    assert len(got) == rendered and policy.skipped > 5  # too late: nothing rendered
+    # motion went on through the skipped frames: the next frames are the in-process ones
+    policy = stream.push_audio_deadlined(tail, future, policy, emit)
+    stream.close()
+    assert [f.index for f in got] == sorted(f.index for f in got) and len(got) > rendered
+    for f in got:
+        assert np.array_equal(f.image, expected[f.index].image)
+    assert got[rendered].index == rendered + policy.skipped
 
 
 def test_rewind_and_errors_cross_the_process_boundary(engines, avatar, speech) -> None:
