@@ -18,7 +18,8 @@ Command line (decodes any audio file, sends raw PCM s16le chunks at ``audio_samp
 ``--realtime`` (default) sends one chunk per chunk-duration, one chunk ahead of playback, as a
 live source would; ``--fast`` sends everything at once (the server queues it, bounded).
 Errors from the server raise ``StreamingClientError`` with its message and HTTP status; a 429
-(speech queue full) is retried after the server's ``Retry-After``.
+(speech queue full) is retried after the server's ``Retry-After``, and so is a 503 on init (server
+at capacity, node draining) for up to ``wait_for_capacity_s`` (30 s by default).
 """
 
 from __future__ import annotations
@@ -88,8 +89,14 @@ class ChunkedStreamingClient:
         audio_sample_rate: int = 24000,
         pose_style: list[float] | tuple[float, float, float] | None = None,
         gaze_style: list[float] | tuple[float, float] | None = None,
+        wait_for_capacity_s: float = 30.0,
     ) -> dict[str, Any]:
-        """Create a session from a face photo; returns the server's JSON (``session_id``, ``hls_url``…)."""
+        """Create a session from a face photo; returns the server's JSON (``session_id``, ``hls_url``…).
+
+        A 503 with ``Retry-After`` (the server or balancer is full, or the node is draining) is
+        retried after the advertised delay for up to ``wait_for_capacity_s`` seconds in all
+        (never sooner than the server asked, except that the last wait is cut to what is left);
+        0 = raise ``StreamingClientError`` at once."""
         fields = {
             "crop": str(bool(crop)).lower(),
             "seed": str(seed),
@@ -103,13 +110,20 @@ class ChunkedStreamingClient:
         if gaze_style is not None:
             fields["gaze_style"] = json.dumps(list(gaze_style))
         path = Path(image_path)
-        with open(path, "rb") as f:
+        image = path.read_bytes()
+        give_up = time.monotonic() + max(0.0, wait_for_capacity_s)
+        while True:
             r = self._http.post(
                 f"{API}/init",
                 data=fields,
-                files={"image": (path.name, f, "application/octet-stream")},
+                files={"image": (path.name, image, "application/octet-stream")},
                 headers=self._key_headers(),
             )
+            retry = _retry_after(r) if r.status_code == 503 else None
+            left = give_up - time.monotonic()
+            if retry is None or left <= 0:
+                break
+            time.sleep(min(retry, left))
         info = self._json(r)
         self.session_id = info["session_id"]
         self.session_token = info.get("session_token")
@@ -249,6 +263,14 @@ class ChunkedStreamingClient:
                 r.status_code, body.get("message", str(body)), float(retry) if retry else None
             )
         return body
+
+
+def _retry_after(r: httpx.Response) -> float | None:
+    """The response's ``Retry-After`` in seconds (the delta form), None when absent or a date."""
+    try:
+        return max(0.0, float(r.headers["Retry-After"]))
+    except (KeyError, ValueError):
+        return None
 
 
 def pcm16_chunks(audio_path: Path, sample_rate: int, chunk_seconds: float) -> list[bytes]:

@@ -41,7 +41,7 @@ VARIANTS: dict[str, list[str]] = {
     "superfast aq0 no-8x8dct": ["-preset", "superfast", "-x264-params", "aq-mode=0:no-8x8dct=1"],
     "ultrafast": ["-preset", "ultrafast"],
     "ultrafast cabac": ["-preset", "ultrafast", "-x264-params", "cabac=1"],
-    "ultrafast cabac deblock": ["-preset", "ultrafast", "-x264-params", "cabac=1:deblock=1,0:0"],
+    "ultrafast cabac deblock": ["-preset", "ultrafast", "-x264-params", "cabac=1:deblock=0,0"],
 }
 
 

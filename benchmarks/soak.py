@@ -11,7 +11,10 @@ segment), leave after 10–40 s and come back 1–3 s later (seeded).
 
 Every ``--sample-s`` it prints this process's RSS, open fds and threads, the ffmpeg children and
 their RSS, files under the storage dir, viewer requests/errors and the load average. At the end
-of each mode: memory growth (first sample after warm-up → last), fd/thread/ffmpeg ranges after
+of each mode: memory growth (first sample after the 1-minute warm-up → last), growth and
+least-squares trend over the last two thirds of the run (a leak keeps its slope; caches and
+allocator pools that fill to a bound flatten: measured, the Python heap stays flat under
+``--tracemalloc`` while RSS rises ~25 MiB in the first minutes), fd/thread/ffmpeg ranges after
 warm-up, A/V drift (change of audio − video start PTS between an early and the latest finished
 segment of each session, by ffprobe; locked A/V keeps it constant), stale share (ticks emitted
 without a fresh frame / ticks), viewer errors, and glass-to-glass p50/p90, startup and freezes
@@ -241,6 +244,20 @@ def glass_to_glass(url: str, seconds: float, tmp: Path) -> dict[str, Any]:
 
 
 # -- one mode -------------------------------------------------------------------------------------
+def growth_pct(samples: list[dict[str, float]]) -> float:
+    return round(100 * (samples[-1]["rss_mib"] - samples[0]["rss_mib"]) / samples[0]["rss_mib"], 2)
+
+
+def rss_slope(samples: list[dict[str, float]]) -> float | None:
+    """Least-squares RSS trend (MiB per 10 min) over ``samples``: a leak keeps a constant slope,
+    caches and allocator pools that fill to a bound flatten out."""
+    if len(samples) < 3:
+        return None
+    t = np.array([r["t"] for r in samples])
+    rss = np.array([r["rss_mib"] for r in samples])
+    return round(float(np.polyfit(t, rss, 1)[0]) * 600, 2)
+
+
 def heap_growth(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, top: int = 12) -> list[str]:
     """The allocation sites whose live Python-heap bytes (numpy buffers included) grew most."""
     stats = after.compare_to(before, "lineno")
@@ -327,6 +344,7 @@ def soak_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         leftover = len(ffmpeg_children())
     shutil.rmtree(storage, ignore_errors=True)
     warm = [r for r in samples if r["t"] >= warm_at] or samples
+    steady = [r for r in samples if r["t"] >= args.minutes * 60 / 3] or warm
     drifts = [abs(late[s] - early[s]) for s in sids if early.get(s) is not None and late.get(s) is not None]
 
     def span(key: str) -> list[float]:
@@ -336,6 +354,8 @@ def soak_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         "minutes": args.minutes,
         "memory_growth_pct": round(100 * (warm[-1]["rss_mib"] - warm[0]["rss_mib"]) / warm[0]["rss_mib"], 2),
         "rss_mib": [round(warm[0]["rss_mib"], 1), round(warm[-1]["rss_mib"], 1)],
+        "steady_growth_pct": growth_pct(steady),
+        "steady_slope_mib_per_10min": rss_slope(steady),
         "fds": span("fds"), "threads": span("threads"), "ffmpeg": span("ffmpeg"), "files": span("files"),
         "av_drift_max_ms": round(max(drifts), 1) if drifts else None,
         "stale_share_pct": round(100 * sum(stale.values()) / max(1, sum(ticks.values())), 3),
@@ -371,7 +391,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     for r in results:
         print(f"== {r['mode']} summary ({r['minutes']:g} min, load {r['load_avg_start'][0]:.2f} → "
               f"{r['load_avg_end'][0]:.2f}): memory growth {r['memory_growth_pct']:+.2f} % "
-              f"(RSS {r['rss_mib'][0]} → {r['rss_mib'][1]} MiB), fds {r['fds']}, threads {r['threads']}, "
+              f"(RSS {r['rss_mib'][0]} → {r['rss_mib'][1]} MiB; last two thirds "
+              f"{r['steady_growth_pct']:+.2f} %, trend {r['steady_slope_mib_per_10min']} MiB/10 min), "
+              f"fds {r['fds']}, threads {r['threads']}, "
               f"ffmpeg {r['ffmpeg']}, files {r['files']}, A/V drift max {r['av_drift_max_ms']} ms, "
               f"stale share {r['stale_share_pct']} %, viewer errors {r['viewer_errors']}/"
               f"{r['viewer_requests']} ({r['viewer_reconnects']} reconnects), feed errors "

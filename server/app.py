@@ -1,7 +1,8 @@
 """The FastAPI application factory: wires settings, engine, InferenceExecutor and SessionRegistry.
 
 ``create_app(settings)`` builds everything inside the lifespan (nothing at import time); the
-sweeper task expiring idle sessions belongs to the app and is cancelled on shutdown, after which
+sweeper task expiring idle sessions and the heap trimmer (server.memory) belong to the app and
+are cancelled on shutdown, after which
 every live playlist is ended (``#EXT-X-ENDLIST``) and every thread joined. The node's drain
 (server.drain, ``app.state.drain``) is the app's too: ``on_drained`` is how it leaves (the CLI
 passes a graceful uvicorn exit), ``drain_signal`` makes SIGUSR1 start it (main thread only).
@@ -28,6 +29,7 @@ from server.compute.capacity import calibrate
 from server.compute.executor import InferenceExecutor
 from server.drain import Drain
 from server.errors import install_error_handlers
+from server.memory import HeapTrimmer
 from server.session.registry import SessionRegistry
 from server.settings import Settings, cpu_count
 
@@ -41,6 +43,15 @@ async def _sweep(registry: SessionRegistry, interval: float) -> None:
             await registry.expire_idle()
         except Exception:  # keep sweeping; one bad session must not stop expiry for all
             log.exception("session sweep failed")
+
+
+async def _trim_heap(trimmer: HeapTrimmer, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.to_thread(trimmer.trim)
+        except Exception:  # keep trimming later; a failed trim costs nothing but memory
+            log.exception("heap trim failed")
 
 
 def _warm_up(engine: Engine) -> None:
@@ -112,6 +123,12 @@ def create_app(
         app.state.frame_logs = registry.frame_logs
         gateway = open_gateway(app, settings)
         sweeper = asyncio.create_task(_sweep(registry, settings.sweep_interval_s), name="session-sweeper")
+        trimmer = HeapTrimmer()
+        heap_trim: asyncio.Task[None] | None = None
+        if settings.heap_trim_interval_s > 0 and trimmer.available:
+            heap_trim = asyncio.create_task(
+                _trim_heap(trimmer, settings.heap_trim_interval_s), name="heap-trim"
+            )
         drain = app.state.drain = Drain(registry, on_drained)
         loop = asyncio.get_running_loop()
         if drain_signal:
@@ -123,9 +140,11 @@ def create_app(
             if drain_signal:
                 loop.remove_signal_handler(signal.SIGUSR1)
             await drain.close()
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in (sweeper, heap_trim):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await gateway.close()
             await registry.shutdown()
             await asyncio.to_thread(executor.close)

@@ -89,6 +89,10 @@ class Settings(BaseSettings):
     inference_workers: int = Field(0, ge=0, description="0 = one per core")
     session_idle_timeout_s: float = Field(3000.0, gt=0)
     sweep_interval_s: float = Field(30.0, gt=0)
+    heap_trim_interval_s: float = Field(60.0, ge=0)
+    """Every this many seconds freed heap pages go back to the OS (server.memory; glibc's
+    ``malloc_trim``), so a node's RSS follows its live data instead of each thread arena's
+    high-water mark. 0 = never."""
 
     max_queued_speech_s: float = Field(120.0, gt=0)
     max_image_bytes: int = Field(20 * 1024 * 1024, gt=0)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -94,3 +96,25 @@ def test_command_line_streams_a_file_and_prints_the_hls_url(
     total = int(re.search(r'"total_frames_generated": (\d+)', out.out).group(1))
     start = 0.0  # speech lands lead frames after the first feed; the total covers it plus 1.6 s
     assert total >= 1.6 * 25 + start and np.isfinite(total)
+
+
+def test_init_waits_out_a_full_server_and_gives_up_when_told(sample_face_path, tmp_path) -> None:
+    """At capacity the server answers 503 + Retry-After; the client retries within its budget."""
+    settings = Settings(storage_dir=tmp_path, static_dir=None, max_sessions=1)
+    with live_server(create_app(settings)) as url, ChunkedStreamingClient(url) as first:
+        first.init_session(sample_face_path)
+        with ChunkedStreamingClient(url) as second:
+            started = time.monotonic()
+            with pytest.raises(StreamingClientError) as err:
+                second.init_session(sample_face_path, wait_for_capacity_s=0)
+            assert err.value.status == 503 and err.value.retry_after and time.monotonic() - started < 5
+            started = time.monotonic()
+            with pytest.raises(StreamingClientError) as err:
+                second.init_session(sample_face_path, wait_for_capacity_s=1.5)
+            waited = time.monotonic() - started
+            assert err.value.status == 503 and 1.5 <= waited < 8, waited
+            threading.Timer(1.0, first.cleanup).start()  # a slot frees up while the client waits
+            started = time.monotonic()
+            info = second.init_session(sample_face_path, wait_for_capacity_s=20)
+            assert info["session_id"] != first.session_id and time.monotonic() - started >= 1.0
+            second.cleanup()
