@@ -26,7 +26,7 @@ SERVER_RANKS = {
     "sinks": 6,
     "session.audio": 7,
 }
-SERVER_LEAVES = {"errors", "settings", "logs", "__init__"}
+SERVER_LEAVES = {"errors", "settings", "logs", "memory", "__init__"}
 TOP_RANKS = {"facestream": 0, "server": 1, "hls": 2, "models": 3}
 
 
