@@ -8,6 +8,7 @@ are read from barcodes in the decoded pixels and audio is located by cross-corre
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import threading
 import time
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 
 from hls.errors import SinkClosedError, SinkFailedError, SinkStalledError
-from hls.feeder import FfmpegFeeder
+from hls.feeder import ENCODER_NICENESS, FfmpegFeeder
 from hls.playlist import read_segments
 from hls.sink import HlsSink, ProgressiveHLSGenerator
 from hls.testpattern import audio_offset_seconds, decode_media, noise_audio, ticks
@@ -257,3 +258,24 @@ def test_end_never_hangs_on_a_frozen_encoder(tmp_path: Path) -> None:
     assert time.monotonic() - t0 < 3.0
     assert sink.returncode == -signal.SIGKILL and not _threads_of(tmp_path)
     assert "#EXT-X-ENDLIST" not in (sink.playlist_path.read_text() if sink.playlist_path.exists() else "")
+
+
+def test_encoders_run_nicer_than_the_server(tmp_path: Path) -> None:
+    """Deadline work (rendering) must win the run queue over encoders (hls.feeder.ENCODER_NICENESS)."""
+    if shutil.which("nice") is None:
+        pytest.skip("no nice binary on this system")
+    sink = HlsSink(tmp_path, W, H).start()
+    try:
+        pid = sink.pid
+        assert pid is not None
+        deadline = time.monotonic() + 5
+        while True:  # ``nice`` execs ffmpeg in place: same pid, the name changes once it has
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            if "ffmpeg" in stat[stat.index("(") : stat.rindex(")")] or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        assert "ffmpeg" in stat[stat.index("(") : stat.rindex(")")], stat
+        nice = int(stat.rsplit(")", 1)[1].split()[16])
+        assert nice == os.getpriority(os.PRIO_PROCESS, 0) + ENCODER_NICENESS
+    finally:
+        sink.close()
