@@ -15,34 +15,66 @@ set to the same ``FrameLogs``.
 
 from __future__ import annotations
 
-import collections
+import array
+import itertools
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from hls.barcode import stamp_barcode
 from hls.base import TickSink
 from models.types import AudioSlice, VideoFrame
 
 MAX_RECORDS = 25 * 60 * 10
-"""Hand-off times kept per session (the last 10 minutes at 25 fps, ~0.5 MB): older ones are dropped."""
+"""Hand-off times kept per session (the last 10 minutes at 25 fps, 240 kB allocated up front so a
+long session's memory stays flat): older ones are overwritten."""
 
 
-class FrameHandoffLog:
-    """Bounded, thread-safe record of (frame index, hand-off time in s since the epoch)."""
+class _PairRing:
+    """Bounded, thread-safe ring of number pairs, oldest first when read.
 
-    def __init__(self, max_records: int = MAX_RECORDS) -> None:
-        self._records: collections.deque[tuple[int, float]] = collections.deque(maxlen=max_records)
+    Two flat typed arrays rather than a deque of tuples: 16 bytes a record instead of ~120,
+    allocated once, so a debug log neither grows a session's memory over its first ten minutes
+    nor leaves allocator fragments behind when it goes.
+    """
+
+    def __init__(self, codes: str, max_records: int) -> None:
+        if max_records < 1:
+            raise ValueError("max_records must be at least 1")
+        self._first: array.array[Any] = array.array(codes[0], bytes(8 * max_records))
+        self._second: array.array[Any] = array.array(codes[1], bytes(8 * max_records))
+        self._written = 0
         self._lock = threading.Lock()
 
-    def record(self, index: int, at: float) -> None:
+    def _append(self, first: float, second: float) -> None:
         with self._lock:
-            self._records.append((index, at))
+            slot = self._written % len(self._first)
+            self._first[slot] = first
+            self._second[slot] = second
+            self._written += 1
+
+    def _pairs(self) -> list[tuple[Any, Any]]:
+        with self._lock:
+            size = len(self._first)
+            start = self._written % size if self._written > size else 0
+            kept = min(self._written, size)
+            order = itertools.chain(range(start, min(start + kept, size)), range(start + kept - size))
+            return [(self._first[i], self._second[i]) for i in order]
+
+
+class FrameHandoffLog(_PairRing):
+    """(frame index, hand-off time in s since the epoch) of the frames handed to the sink."""
+
+    def __init__(self, max_records: int = MAX_RECORDS) -> None:
+        super().__init__("qd", max_records)
+
+    def record(self, index: int, at: float) -> None:
+        self._append(index, at)
 
     def pairs(self) -> list[tuple[int, float]]:
-        with self._lock:
-            return list(self._records)
+        return self._pairs()
 
 
 class FrameLogs:
@@ -107,20 +139,18 @@ class BarcodeStampingSink:
 
 
 MAX_INGEST_RECORDS = 50 * 60 * 10
-"""Arrivals kept per session: 10 minutes of 20 ms messages (older ones are dropped)."""
+"""Arrivals kept per session: 10 minutes of 20 ms messages, 480 kB allocated up front (older ones
+are overwritten)."""
 
 
-class IngestLog:
-    """Bounded, thread-safe (arrival time in s since the epoch, first timeline sample at 16 kHz)."""
+class IngestLog(_PairRing):
+    """(arrival time in s since the epoch, first timeline sample at 16 kHz) of each audio message."""
 
     def __init__(self, max_records: int = MAX_INGEST_RECORDS) -> None:
-        self._records: collections.deque[tuple[float, int]] = collections.deque(maxlen=max_records)
-        self._lock = threading.Lock()
+        super().__init__("dq", max_records)
 
     def record(self, arrived: float, start_sample: int) -> None:
-        with self._lock:
-            self._records.append((arrived, start_sample))
+        self._append(arrived, start_sample)
 
     def pairs(self) -> list[tuple[float, int]]:
-        with self._lock:
-            return list(self._records)
+        return self._pairs()

@@ -16,7 +16,7 @@ from hls.sink import HlsSink
 from models.types import AudioSlice, VideoFrame
 from server.api import debug as debug_routes
 from server.errors import install_error_handlers
-from server.sinks.debug import BarcodeStampingSink, FrameHandoffLog, FrameLogs
+from server.sinks.debug import BarcodeStampingSink, FrameHandoffLog, FrameLogs, IngestLog
 
 
 def test_stamping_sink_writes_readable_indices_and_records_handoffs(
@@ -52,6 +52,15 @@ def test_log_is_bounded() -> None:
     for i in range(5):
         log.record(i, float(i))
     assert log.pairs() == [(2, 2.0), (3, 3.0), (4, 4.0)]
+    for n in range(12):  # every fill level and wrap position, oldest first
+        log = FrameHandoffLog(max_records=4)
+        for i in range(n):
+            log.record(i, i / 2)
+        assert log.pairs() == [(i, i / 2) for i in range(max(0, n - 4), n)]
+    ingest = IngestLog(max_records=2)
+    for i in range(7):
+        ingest.record(100.0 + i, 320 * i)
+    assert ingest.pairs() == [(105.0, 1600), (106.0, 1920)]
 
 
 def test_debug_routes() -> None:
