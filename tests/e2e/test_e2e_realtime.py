@@ -195,8 +195,17 @@ async def test_websocket_feed_matches_http_feed(server, sample_face_path, speech
     # Compare what the engine rendered for each session (a frame rendered too late for its tick is
     # replaced on air by a repeat, which depends on the machine's load, not on the feed path).
     a0, b0 = http_runs[0][0], ws_runs[0][0]
-    pairs = [(http_stream.frames.get(a0 + k), ws_stream.frames.get(b0 + k)) for k in range(-3, n)]
-    assert all(a is not None and b is not None for a, b in pairs)
+    # Under heavy load a producer may jump ahead (fast-forward: frames never rendered, the lip
+    # model's context restarted), after which the two sessions legitimately differ: compare up to
+    # the first frame either session did not render, which must still cover most of the clip.
+    pairs = []
+    for k in range(-3, n):
+        a, b = http_stream.frames.get(a0 + k), ws_stream.frames.get(b0 + k)
+        if a is None or b is None:
+            break
+        pairs.append((a, b))
+    jumped = http_session.producer_fast_forwarded + ws_session.producer_fast_forwarded
+    assert len(pairs) == n + 3 or (jumped and len(pairs) >= n // 2), (len(pairs), n, jumped)
     for field in AUDIO_FIELDS:
         ha = np.array([getattr(a.motion, field) for a, _ in pairs])
         wb = np.array([getattr(b.motion, field) for _, b in pairs])
