@@ -19,7 +19,7 @@ import array
 import itertools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +57,12 @@ class _PairRing:
 
     def _pairs(self) -> list[tuple[Any, Any]]:
         with self._lock:
-            size = len(self._first)
-            start = self._written % size if self._written > size else 0
-            kept = min(self._written, size)
-            order = itertools.chain(range(start, min(start + kept, size)), range(start + kept - size))
+            size, written = len(self._first), self._written
+            if written <= size:
+                order: Iterable[int] = range(written)
+            else:  # full: the oldest record sits where the next one goes
+                start = written % size
+                order = itertools.chain(range(start, size), range(start))
             return [(self._first[i], self._second[i]) for i in order]
 
 
