@@ -9,7 +9,12 @@ Each session has ``--viewers`` HTTP viewers that follow the live stream as hls.j
 blocking reload for the hinted part, then the part; TS: playlist twice a second, each new
 segment), leave after 10–40 s and come back 1–3 s later (seeded).
 
-Every ``--sample-s`` it prints this process's RSS, open fds and threads, the ffmpeg children and
+Feeders and viewers run in a separate load process, as real clients would: measured in-process,
+their httpx responses (each in a reference cycle with its stream, holding a whole TS segment) sat
+in the server's heap until a full garbage collection, a ~10-minute sawtooth of up to ~95 MiB in
+TS mode, and their HTTP work took the server's interpreter lock.
+
+Every ``--sample-s`` it prints the server process's RSS, open fds and threads, the ffmpeg children and
 their RSS, files under the storage dir, viewer requests/errors and the load average. At the end
 of each mode: memory growth (first sample after the 1-minute warm-up → last), growth and
 least-squares trend over the last two thirds of the run (a leak keeps its slope; caches and
@@ -31,7 +36,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
+import queue
 import random
 import re
 import shutil
@@ -145,6 +152,20 @@ class Counters:
             self.viewer_errors += errors
             self.reconnects += reconnects
 
+    def publish(self, shared: Any) -> None:
+        """Copy the counts into the load process's shared array (read by the server process)."""
+        with self.lock:
+            values = (self.requests, self.media, self.viewer_errors, self.reconnects, len(self.feed_errors))
+        with shared.get_lock():
+            shared[:] = values
+
+    @classmethod
+    def from_shared(cls, shared: Any, feed_errors: list[str]) -> Counters:
+        with shared.get_lock():
+            requests, media, errors, reconnects, _ = shared[:]
+        return cls(feed_errors=feed_errors, requests=requests, media=media, viewer_errors=errors,
+                   reconnects=reconnects)  # fmt: skip
+
 
 def speech_and_silence(
     url: str, sid: str, pcm: np.ndarray, speech_s: float, silence_s: float, stop: threading.Event, c: Counters
@@ -221,6 +242,35 @@ def reconnecting_viewer(url: str, sid: str, mode: str, seed: int, stop: threadin
         stop.wait(rng.uniform(1, 3))
 
 
+def load_process(
+    url: str, sids: list[str], mode: str, args: dict[str, float], stop: Any, shared: Any, errors: Any
+) -> None:
+    """The clients, in their own process: a feeder per session and its reconnecting viewers.
+
+    Runs until ``stop`` (a multiprocessing Event) is set, publishing counts into ``shared`` every
+    second; the feed errors (first 50) go back through ``errors`` at the end."""
+    pcm = speech_pcm16(24000)
+    halt, counters = threading.Event(), Counters()
+    threads = [
+        threading.Thread(target=speech_and_silence, daemon=True,
+                         args=(url, s, pcm, args["speech_s"], args["silence_s"], halt, counters))
+        for s in sids
+    ] + [
+        threading.Thread(target=reconnecting_viewer, daemon=True,
+                         args=(url, s, mode, 1000 * i + v, halt, counters))
+        for i, s in enumerate(sids) for v in range(int(args["viewers"]))
+    ]  # fmt: skip
+    for t in threads:
+        t.start()
+    while not stop.wait(1.0):
+        counters.publish(shared)
+    halt.set()
+    for t in threads:
+        t.join(15)
+    counters.publish(shared)
+    errors.put(counters.feed_errors[:50])
+
+
 # -- glass-to-glass in the page ------------------------------------------------------------------
 def glass_to_glass(url: str, seconds: float, tmp: Path) -> dict[str, Any]:
     """One page session watched in headless Chromium (benchmarks/glass_to_glass_llhls.py's driver)."""
@@ -273,8 +323,8 @@ def soak_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         storage_dir=storage, hls_mode=mode, debug_barcode=True, max_sessions=max(4, args.sessions + 2),
     )  # fmt: skip
     app = create_app(settings)
-    pcm = speech_pcm16(24000)
-    stop, counters = threading.Event(), Counters()
+    spawn = multiprocessing.get_context("spawn")  # a clean interpreter: no server state, no fork of threads
+    stop, shared, errors = spawn.Event(), spawn.Array("q", 5), spawn.Queue()
     print(f"== {mode}: {args.sessions} sessions × {args.minutes:g} min, "
           f"{args.viewers} reconnecting viewers each, speech {args.speech_s:g} s / silence "
           f"{args.silence_s:g} s, load avg {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
@@ -289,17 +339,12 @@ def soak_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
                         data={"chunk_duration": str(CHUNK_S)}).json()["session_id"]
             for _ in range(args.sessions)
         ]  # fmt: skip
-        threads = [
-            threading.Thread(target=speech_and_silence, daemon=True,
-                             args=(url, s, pcm, args.speech_s, args.silence_s, stop, counters))
-            for s in sids
-        ] + [
-            threading.Thread(target=reconnecting_viewer, daemon=True,
-                             args=(url, s, mode, 1000 * i + v, stop, counters))
-            for i, s in enumerate(sids) for v in range(args.viewers)
-        ]  # fmt: skip
-        for t in threads:
-            t.start()
+        load = spawn.Process(
+            target=load_process, daemon=True,
+            args=(url, sids, mode, {"speech_s": args.speech_s, "silence_s": args.silence_s,
+                                    "viewers": args.viewers}, stop, shared, errors),
+        )  # fmt: skip
+        load.start()
         start = time.monotonic()
         end = start + args.minutes * 60
         warm_at = min(60.0, args.minutes * 60 * 0.2)
@@ -319,6 +364,7 @@ def soak_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
                 "py_heap_mib": tracemalloc.get_traced_memory()[0] / 2**20 if args.tracemalloc else 0.0,
             }  # fmt: skip
             samples.append(row)
+            counters = Counters.from_shared(shared, [])
             if args.tracemalloc and heap_start is None and row["t"] >= warm_at:
                 heap_start = tracemalloc.take_snapshot()
             if not early and row["t"] >= 10:
@@ -326,7 +372,7 @@ def soak_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
             print(f"  t={row['t']:6.0f} s  RSS={row['rss_mib']:7.1f} MiB  fds={row['fds']}  "
                   f"threads={row['threads']}  ffmpeg={row['ffmpeg']} ({row['ffmpeg_rss_mib']:.0f} MiB)  "
                   f"files={row['files']}  viewer req={counters.requests} err={counters.viewer_errors} "
-                  f"reconnects={counters.reconnects}  feed errors={len(counters.feed_errors)}  "
+                  f"reconnects={counters.reconnects}  feed errors={shared[4]}  "
                   f"load={row['load']:.2f}  py heap={row['py_heap_mib']:.1f} MiB", flush=True)  # fmt: skip
         if heap_start is not None:
             result["heap_growth_top"] = heap_growth(heap_start, tracemalloc.take_snapshot())
@@ -335,8 +381,14 @@ def soak_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         stale = {s: registry.get(s).stale_ticks - ticks0[s][1] for s in sids}
         states = [str(registry.get(s).state) for s in sids]
         stop.set()
-        for t in threads:
-            t.join(15)
+        try:
+            feed_errors = errors.get(timeout=30)
+        except queue.Empty:
+            feed_errors = ["the load process did not report"]
+        load.join(10)
+        if load.is_alive():
+            load.terminate()
+        counters = Counters.from_shared(shared, feed_errors)
         result["g2g_end"] = glass_to_glass(url, args.g2g_seconds, Path(tmp))
         print(f"  glass-to-glass at the end: {result['g2g_end']}", flush=True)
         for sid in sids:
@@ -360,7 +412,8 @@ def soak_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         "av_drift_max_ms": round(max(drifts), 1) if drifts else None,
         "stale_share_pct": round(100 * sum(stale.values()) / max(1, sum(ticks.values())), 3),
         "viewer_requests": counters.requests, "viewer_errors": counters.viewer_errors,
-        "viewer_reconnects": counters.reconnects, "feed_errors": len(counters.feed_errors),
+        "viewer_reconnects": counters.reconnects, "feed_errors": int(shared[4]),
+        "feed_error_samples": counters.feed_errors[:5],
         "py_heap_mib": [round(warm[0]["py_heap_mib"], 1), round(warm[-1]["py_heap_mib"], 1)],
         "session_states": states, "ffmpeg_left_after_delete": leftover, "load_avg_end": os.getloadavg(),
     }  # fmt: skip
