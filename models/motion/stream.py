@@ -29,7 +29,7 @@ JAW_CURVE = 1.7
 """Jaw = level ** 1.7: the 0..1 level is a dB scale, and mouths open roughly with sound pressure,
 so the curve lifts r against the RMS (see JAW_KERNEL for the figures of both changes) and lets
 the softer consonant frames between vowels close further. Steeper (2.0) starts to leave quiet
-open vowels short of open (open-vowel share 98.4 → 96.8 %)."""
+open vowels short of open (open-vowel share 98.4 → 95.2-96.8 % across the sweep)."""
 ACTIVITY_SPAN = 2
 MAX_POSE_DEG = 45.0
 _HALF = len(COARTICULATION_WEIGHTS) // 2
