@@ -227,10 +227,10 @@ def run_process_mode(args: argparse.Namespace, counts: list[int]) -> None:
         print(f"  server: {line}")
     burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.burn)]
     try:
-        for n in counts:
+        for round_no, n in enumerate(counts):
             load0 = os.getloadavg()[0]
             start = time.time() + 4.0 + 0.5 * n  # every client inits first, then all feed together
-            dirs = [work / f"n{n}-s{i}" for i in range(n)]
+            dirs = [work / f"r{round_no}-n{n}-s{i}" for i in range(n)]  # a count may repeat
             procs = []
             for d in dirs:
                 d.mkdir()

@@ -34,6 +34,12 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+X264Preset = Literal[
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"
+]
+"""x264's presets (``FACESTREAM_HLS_PRESET``): anything else is refused at start-up, not by ffmpeg later."""
+
+
 class IceServerSetting(BaseModel):
     """One STUN/TURN server, in the browser's ``RTCIceServer`` shape."""
 
@@ -134,11 +140,14 @@ class Settings(BaseSettings):
     batch_defer_s: float = Field(5.0, gt=0)
     """Whole-audio renders submit each step with this deadline offset, so live sessions' frames
     (due within ~0.3 s) always go first in the EDF executor, yet a render cannot starve forever."""
-    hls_preset: str = "superfast"
-    """x264 preset of every session's encoder. Measured at 512², 25 fps, CRF 23, rendered talking
-    head, ffmpeg CPU per media second: veryfast ~0.10 core/session at ~0.75 Mbit/s,
-    superfast ~0.075 at ~1.05 Mbit/s, ultrafast ~0.06 at ~1.85 Mbit/s. superfast buys ~1/4 of the
-    encoder's CPU (more live sessions per core) for a still modest bitrate."""
+    hls_preset: X264Preset = "ultrafast"
+    """x264 preset of every session's encoder (``threads 1``, ``tune zerolatency``, CRF 23).
+    Measured at 512², 25 fps on a rendered talking head (benchmarks/encoder_settings.py: offline
+    encode; the live cost, frames paced at 25 fps into the LL-HLS command, is ~1.5x that): superfast
+    0.044 core offline / 0.070 live at 0.97 Mbit/s, PSNR 44.3 dB, SSIM 0.988; ultrafast 0.027 /
+    0.040-0.046 at 1.50 Mbit/s, PSNR 44.7 dB, SSIM 0.985; veryfast 0.055 offline at 0.73 Mbit/s.
+    ultrafast saves ~0.025 core per live session (~11 % of a session's whole cost, issue 14) at
+    the same picture quality, for ~0.5 Mbit/s more per viewer."""
     hls_mode: str = "ll"
     """``ll`` (default): Low-Latency HLS (fMP4 parts, blocking playlist reload; server.api.llhls), a
     valid plain playlist too for players without LL support; ``ts``: MPEG-TS segments from ffmpeg's

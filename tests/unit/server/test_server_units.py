@@ -93,6 +93,10 @@ def test_settings_from_env_overridden_by_arguments(monkeypatch, tmp_path) -> Non
         Settings(segment_seconds=0.33)
     with pytest.raises(ValueError):
         Settings(engine="gpu-magic")
+    monkeypatch.setenv("FACESTREAM_HLS_PRESET", "superfast")
+    assert Settings(storage_dir=tmp_path).hls_preset == "superfast"
+    with pytest.raises(ValueError, match="ultrafast"):  # a typo fails at start-up, naming the choices
+        Settings(hls_preset="ultrafst")
 
 
 def test_state_machine_enforces_the_lifecycle() -> None:
