@@ -145,9 +145,10 @@ class Settings(BaseSettings):
     Measured at 512², 25 fps on a rendered talking head (benchmarks/encoder_settings.py: offline
     encode; the live cost, frames paced at 25 fps into the LL-HLS command, is ~1.5x that): superfast
     0.044 core offline / 0.070 live at 0.97 Mbit/s, PSNR 44.3 dB, SSIM 0.988; ultrafast 0.027 /
-    0.040-0.046 at 1.50 Mbit/s, PSNR 44.7 dB, SSIM 0.985; veryfast 0.055 offline at 0.73 Mbit/s.
-    ultrafast saves ~0.025 core per live session (~11 % of a session's whole cost, issue 14) at
-    the same picture quality, for ~0.5 Mbit/s more per viewer."""
+    0.040-0.051 at 1.50 Mbit/s, PSNR 44.7 dB, SSIM 0.985; veryfast 0.055 offline at 0.73 Mbit/s.
+    In the server with 8 live sessions (benchmarks/server_capacity.py) each session's ffmpeg
+    went from 0.068 to 0.053 core (~7 % of a session's whole cost, issue 14) at the same picture
+    quality, for ~0.5 Mbit/s more per viewer. Whole-audio MP4 renders use it too."""
     hls_mode: str = "ll"
     """``ll`` (default): Low-Latency HLS (fMP4 parts, blocking playlist reload; server.api.llhls), a
     valid plain playlist too for players without LL support; ``ts``: MPEG-TS segments from ffmpeg's
