@@ -252,6 +252,9 @@ def player_summary(run: dict[str, Any], gap_s: float = 0.2) -> dict[str, Any]:
     for e in log.get("errors", []):
         errors[e["details"]] = errors.get(e["details"], 0) + 1
     aheads = [x["ahead"] for x in samples]
+    # hls.js forgetting a part's timing (logged as a warning, then treated as a gap): the cause of
+    # the multi-second freezes seen with the worker; back-buffer flushes are what raced with it
+    no_media = sum("Found no media" in line[2] for line in run.get("hlsLog", []))
     return {
         "freezes_over_200ms": len(detail),
         "longest_freeze_s": max([d["length_s"] for d in detail] or [0.0]),
@@ -263,6 +266,8 @@ def player_summary(run: dict[str, Any], gap_s: float = 0.2) -> dict[str, Any]:
         "waiting_stalls": len(stalls),
         "longest_waiting_s": round(max(stalls or [0.0]), 3),
         "hlsjs_nonfatal_errors": errors,
+        "hlsjs_parts_without_media": no_media,
+        "back_buffer_flushes": sum(e["type"].startswith("flushed:") for e in events),
         "buffer_ahead_p10_s": _pct(aheads, 0.1),
         "buffer_ahead_p50_s": _pct(aheads, 0.5),
         "parts_loaded": len(frags),

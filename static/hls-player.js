@@ -27,6 +27,22 @@ export const LL_CONFIG = Object.freeze({
   maxLiveSyncPlaybackRate: 1, // catch-up is keepLiveSync's (ll-sync.js): hls.js needs > 1 s buffered
   liveSyncOnStallIncrease: 0.1, // a stall adds 0.1 s to the target, not a whole segment
   backBufferLength: 4,
+  // Parts are parsed on the page's thread. With the worker, a back-buffer flush that completes
+  // between the worker's "parsed" and "flushed" messages for a part makes hls.js 1.7 forget that
+  // part's timing ("Found no media in … part"), treat it as a gap and freeze 3.5–3.8 s (about once
+  // per 10 loaded minutes). On the page's thread both happen in one task, so no flush fits
+  // between them; fMP4 parts are passed through, not transmuxed, so this costs the page little.
+  enableWorker: false,
+  // A part that does fail is retried after 200 ms (doubling to 1 s), not hls.js's 1 s → 8 s,
+  // which is longer than the whole LL window.
+  fragLoadPolicy: {
+    default: {
+      maxTimeToFirstByteMs: 10000,
+      maxLoadTimeMs: 120000,
+      timeoutRetry: { maxNumRetry: 4, retryDelayMs: 0, maxRetryDelayMs: 0 },
+      errorRetry: { maxNumRetry: 6, retryDelayMs: 200, maxRetryDelayMs: 1000 },
+    },
+  },
 });
 
 /** Plain-words text for an hls.js error event. */

@@ -67,6 +67,7 @@ function recordPlayer() {
     });
   });
   hls.on(Events.FRAG_LOADING, (_e, d) => log.loading.push({ at: now(), sn: d.frag.sn, part: d.part?.index ?? null }));
+  hls.on(Events.BUFFER_FLUSHED, (_e, d) => log.events.push({ type: `flushed:${d.type}`, at: now(), t: video.currentTime, ahead: ahead() }));
 }
 
 const { context, close } = await launch();

@@ -29,3 +29,14 @@ test('skips forward within the buffer only when far behind', () => {
   assert.equal(skipAhead(3.1, 0.6, 0.1), 0);
   assert.equal(skipAhead(undefined, 0.6, 3), 0);
 });
+
+test('LL parts are parsed on the page thread and a failed part is retried within a second', async () => {
+  // hls.js 1.7 with its worker: a back-buffer flush landing between a part's "parsed" and
+  // "flushed" messages made it treat the part as a gap (a 3.5-3.8 s freeze per ~10 loaded
+  // minutes; benchmarks/glass_to_glass_llhls.py reports hlsjs_parts_without_media)
+  const { LL_CONFIG, LIVE_CONFIG } = await import('../../../static/hls-player.js');
+  assert.equal(LL_CONFIG.enableWorker, false);
+  assert.notEqual(LIVE_CONFIG.enableWorker, false); // TS segments are transmuxed: worth a worker
+  const retry = LL_CONFIG.fragLoadPolicy.default.errorRetry;
+  assert.ok(retry.retryDelayMs <= 200 && retry.maxRetryDelayMs <= 1000, JSON.stringify(retry));
+});
