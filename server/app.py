@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from fastapi import FastAPI
 
 from models.engines import create_engine
-from models.engines.base import Engine, WorkerProcesses
+from models.engines.base import Engine, WarmsWorkers, WorkerProcesses
 from server.api import mount
 from server.api.realtime_mount import open_gateway
 from server.assembly import create_registry
@@ -54,14 +54,25 @@ async def _trim_heap(trimmer: HeapTrimmer, interval: float) -> None:
             log.exception("heap trim failed")
 
 
+WARM_UP_SPEECH_S = 2.0
+
+
 def _warm_up(engine: Engine) -> None:
     """Analyse the bundled sample face once so that the first client's init is not the one paying
-    for model loading (MediaPipe graphs, renderer caches)."""
-    from models.samples import SAMPLE_FACE
-    from models.types import EngineParams
+    for model loading (MediaPipe graphs, renderer caches); an engine with worker processes also
+    runs a little of the sample speech through each (``WarmsWorkers``), so the first live
+    sessions do not pay for cold workers."""
+    import soundfile as sf
+
+    from models.samples import SAMPLE_FACE, SAMPLE_SPEECH
+    from models.types import ENGINE_SAMPLE_RATE, EngineParams
 
     try:
-        prepare_avatar(engine, SAMPLE_FACE.read_bytes(), EngineParams())
+        avatar = prepare_avatar(engine, SAMPLE_FACE.read_bytes(), EngineParams())
+        if isinstance(engine, WarmsWorkers):
+            pcm, rate = sf.read(SAMPLE_SPEECH, dtype="float32", always_2d=True)
+            if rate == ENGINE_SAMPLE_RATE:  # the bundled sample is (no resampler for a warm-up)
+                engine.warm_workers(avatar, pcm.mean(axis=1)[: int(WARM_UP_SPEECH_S * rate)])
     except Exception:  # a warm-up failure is not fatal: the first init will report the real error
         log.warning("engine warm-up failed", exc_info=True)
 

@@ -141,3 +141,11 @@ class WorkerProcesses(Protocol):
     def worker_pids(self) -> list[int]: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class WarmsWorkers(Protocol):
+    """Optional engine ability: run a little speech through every worker process it owns, so the
+    first live sessions after a start do not pay for each worker's cold caches."""
+
+    def warm_workers(self, avatar: Avatar, pcm: np.ndarray) -> None: ...

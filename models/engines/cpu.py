@@ -63,11 +63,21 @@ class CpuEngine:
         """Like ``prepare`` for raw upload bytes (EXIF rotation, pixel-limit guard, any format)."""
         return self._avatar(self._analyzer.analyze_bytes(data, crop=params.crop))
 
-    def open_stream(self, avatar: Avatar, params: EngineParams) -> CpuEngineStream | RemoteCpuStream:
+    def warm_workers(self, avatar: Avatar, pcm: np.ndarray) -> None:
+        """Speech through every worker process once (``WarmsWorkers``); nothing without workers."""
+        if self._pool is not None:
+            self._pool.warm(self._renderer(avatar), EngineParams(), self.lookahead_frames, pcm)
+
+    @staticmethod
+    def _renderer(avatar: Avatar) -> FaceRenderer:
         renderer = avatar.engine_data
         if not isinstance(renderer, FaceRenderer):  # an Avatar prepared elsewhere: build it now
             renderer = FaceRenderer(avatar.image, avatar.landmarks)
             avatar.engine_data = renderer
+        return renderer
+
+    def open_stream(self, avatar: Avatar, params: EngineParams) -> CpuEngineStream | RemoteCpuStream:
+        renderer = self._renderer(avatar)
         if self._pool is not None:
             return self._pool.open(renderer, params, self.lookahead_frames)
         return CpuEngineStream(renderer, params, self.lookahead_frames)

@@ -43,7 +43,7 @@ import numpy as np
 
 from models.engines.skipping import LatePolicy, TickDeadlines
 from models.motion.stream import validate_pcm
-from models.types import EngineParams, MotionFrame, VideoFrame
+from models.types import SAMPLES_PER_FRAME, EngineParams, MotionFrame, VideoFrame
 
 
 class _RendersLazily(Protocol):
@@ -154,7 +154,7 @@ def _push_deadlined(
     the moment it is rendered; the reply that follows carries the policy's new state."""
 
     def skip(index: int) -> bool:
-        return policy.decide(time.monotonic(), deadlines.of(index))
+        return policy.decide(time.monotonic(), deadlines.of(index), index)
 
     policy.begin()
     for frame in stream.frames_skipping(pcm, skip):
@@ -283,6 +283,26 @@ class StreamWorkerPool:
             self._released(worker)
             raise
         return RemoteCpuStream(self, worker, sid, lookahead)
+
+    def warm(self, renderer: object, params: EngineParams, lookahead: int, pcm: np.ndarray) -> None:
+        """Run ``pcm`` through a throwaway stream on every worker, one after another. Why: a fresh
+        worker pays for its first frames (allocator growth, the first pocketsphinx decoders,
+        OpenCV's and numpy's first calls). Measured (benchmarks/server_capacity.py, 6 sessions):
+        the first round after a start froze 6.6 % of the speech frames against 0.8-1.1 % in the
+        rounds after it; with this warm-up 2.9 % against 0.75 % (single runs: the first round
+        still pays for something else, not found yet)."""
+        with self._lock:
+            workers = list(self._workers)
+        for worker in workers:
+            with self._lock:
+                sid = next(self._ids)
+            worker.call("open", sid, renderer, params, lookahead)
+            try:
+                for a in range(0, len(pcm), 2 * SAMPLES_PER_FRAME):  # as a live producer pushes
+                    worker.call("push", sid, validate_pcm(pcm[a : a + 2 * SAMPLES_PER_FRAME]))
+                worker.call("flush", sid)
+            finally:
+                worker.call("close", sid)
 
     def _released(self, worker: _Worker) -> None:
         with self._lock:

@@ -13,7 +13,9 @@ which is how a few percent of stale ticks became 90 % one session later. A strea
 before rendering, whether the frame can still make its tick (``LateFrameFilter``); frames that
 cannot are skipped: motion still advances through them (the lips stay in sync with the audio),
 only their pixels are never made. The stream degrades to a lower effective frame rate — the
-earliest-deadline executor spreads that evenly over the sessions — instead of a frozen face.
+earliest-deadline executor spreads that evenly over the sessions, and within a session the
+policy thins a lasting overload to every 2nd-4th frame instead of bursts with long repeats
+(``LatePolicy``) — instead of a frozen face.
 
 Barge-in (``rewind``) pauses the pump, discards frames beyond the cut and rewinds the stream.
 """
@@ -74,7 +76,7 @@ class LateFrameFilter:
 
     def __call__(self, index: int) -> bool:
         """True = skip frame ``index`` (advance motion, render nothing)."""
-        return self.policy.decide(self._clock.now(), self._deadline_of(index))
+        return self.policy.decide(self._clock.now(), self._deadline_of(index), index)
 
 
 class Producer:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from models.engines.base import PinnedToWorker, Rewindable, SkipsFrames, StreamsLateFrames
+from models.engines.base import PinnedToWorker, Rewindable, SkipsFrames, StreamsLateFrames, WarmsWorkers
 from models.engines.cpu import CpuEngine
 from models.engines.skipping import RENDER_ESTIMATE_S, LatePolicy, TickDeadlines
 from models.engines.stream_workers import EngineWorkerError
@@ -117,7 +117,9 @@ def test_deadlined_pushes_decide_in_the_worker_and_stream_each_frame(engines, av
     assert [f.index for f in got] == sorted(f.index for f in got) and len(got) > rendered
     for f in got:
         assert np.array_equal(f.image, expected[f.index].image)
-    assert got[rendered].index == rendered + policy.skipped
+    # the 20 late frames in a row also thinned the stream (every stride-th frame after that)
+    assert policy.stride > 1 and policy.thinned > 0
+    assert got[rendered].index == rendered + policy.skipped - policy.thinned
 
 
 def test_rewind_and_errors_cross_the_process_boundary(engines, avatar, speech) -> None:
@@ -153,3 +155,22 @@ def test_a_dead_worker_fails_its_streams_and_is_replaced(avatar) -> None:
         fresh.close()
     finally:
         engine.close()
+
+
+def _cpu_ticks(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def test_warming_runs_speech_through_every_worker_and_leaves_no_stream(engines, avatar, speech) -> None:
+    local, remote = engines
+    assert isinstance(remote, WarmsWorkers)
+    before = {pid: _cpu_ticks(pid) for pid in remote.worker_pids}
+    remote.warm_workers(avatar, speech)
+    after = {pid: _cpu_ticks(pid) for pid in remote.worker_pids}
+    assert all(after[pid] > before[pid] for pid in before), (before, after)  # each one rendered
+    assert [w.streams for w in remote._pool._workers] == [0, 0]
+    local.warm_workers(avatar, speech)  # no workers: nothing to do
+    expected = _run(local.open_stream(avatar, PARAMS), speech, 640)
+    _same(_run(remote.open_stream(avatar, PARAMS), speech, 640), expected)  # warm, same pictures
