@@ -29,13 +29,16 @@ server has threads) and stops them in ``close``; each serves many streams, one r
 from __future__ import annotations
 
 import itertools
+import mmap
 import multiprocessing.connection
+import os
 import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -56,8 +59,78 @@ class EngineWorkerError(RuntimeError):
     """The worker process failed or is gone (the session fails with this message)."""
 
 
-WireFrame = tuple[int, bool, MotionFrame | None, np.ndarray | None]
-"""A frame on the wire: (index, speech, motion, picture or None = the stream's previous picture)."""
+@dataclass(frozen=True, slots=True)
+class SlotRef:
+    """A picture left in the worker's frame slots (``FrameSlots``) instead of pickled."""
+
+    slot: int
+    shape: tuple[int, ...]
+
+
+WireFrame = tuple[int, bool, MotionFrame | None, np.ndarray | SlotRef | None]
+"""A frame on the wire: (index, speech, motion, picture, or where it lies in the frame slots, or
+None = the stream's previous picture)."""
+
+FRAME_SLOTS = 16
+"""Pictures one request may leave in shared memory; later ones in the same request are pickled."""
+SLOT_BYTES = 512 * 512 * 3
+"""One 512² RGB picture (the avatar size); a larger picture is pickled."""
+
+
+class FrameSlots:
+    """Shared memory (a memfd both processes map) through which a worker hands over the pictures
+    of a live request: the worker copies each into the next slot and sends only a ``SlotRef``;
+    the caller copies it out as it arrives. Why: pickling a 0.8 MB picture through the socket
+    cost ~0.5 ms of CPU on each side per frame (measured, /tmp-free microbenchmark of 500 frames)
+    — ~0.025 core per live session at 25 fps — against two plain copies here.
+
+    Lifetime without acknowledgements: slots are numbered from 0 in every request, and the caller
+    sends its next request only after it has read (and copied out) every reply of this one, so a
+    slot is never rewritten while the caller may still read it."""
+
+    def __init__(self, fd: int, slots: int = FRAME_SLOTS, slot_bytes: int = SLOT_BYTES) -> None:
+        self.slots = slots
+        self.slot_bytes = slot_bytes
+        self._map = mmap.mmap(fd, slots * slot_bytes)
+        self._next = 0
+        self.taken = 0
+        """Pictures copied out so far on this side (they did not go through pickle)."""
+
+    @staticmethod
+    def create(slots: int = FRAME_SLOTS, slot_bytes: int = SLOT_BYTES) -> int | None:
+        """A new memfd of the right size (the caller owns and closes it); None where there is none."""
+        if not hasattr(os, "memfd_create"):
+            return None
+        try:
+            fd = os.memfd_create("facestream-frames", getattr(os, "MFD_CLOEXEC", 0))
+            os.ftruncate(fd, slots * slot_bytes)
+        except OSError:
+            return None
+        return fd
+
+    def begin(self) -> None:
+        """A new request: its pictures start again at slot 0."""
+        self._next = 0
+
+    def put(self, image: np.ndarray) -> SlotRef | None:
+        """Copy ``image`` into the next slot; None when it does not fit (pickle it instead)."""
+        if self._next >= self.slots or image.nbytes > self.slot_bytes or image.dtype != np.uint8:
+            return None
+        slot, self._next = self._next, self._next + 1
+        view = np.frombuffer(self._map, np.uint8, image.nbytes, slot * self.slot_bytes)
+        view[:] = image.reshape(-1)
+        return SlotRef(slot, image.shape)
+
+    def take(self, ref: SlotRef) -> np.ndarray:
+        """A copy of the picture ``ref`` names (the slot is free again for the next request)."""
+        size = int(np.prod(ref.shape))
+        if ref.slot >= self.slots or size > self.slot_bytes:
+            raise EngineWorkerError(f"the worker named frame slot {ref.slot} of {ref.shape}: there is none")
+        self.taken += 1
+        return np.frombuffer(self._map, np.uint8, size, ref.slot * self.slot_bytes).reshape(ref.shape).copy()
+
+    def close(self) -> None:
+        self._map.close()
 
 
 class _PictureSender:
@@ -70,10 +143,13 @@ class _PictureSender:
     def __init__(self) -> None:
         self._last: np.ndarray | None = None
 
-    def pack(self, frame: VideoFrame) -> WireFrame:
+    def pack(self, frame: VideoFrame, slots: FrameSlots | None = None) -> WireFrame:
         same = frame.image is self._last
         self._last = frame.image
-        return frame.index, frame.speech, frame.motion, None if same else frame.image
+        if same:
+            return frame.index, frame.speech, frame.motion, None
+        ref = slots.put(frame.image) if slots is not None else None
+        return frame.index, frame.speech, frame.motion, frame.image if ref is None else ref
 
 
 class _PictureReceiver:
@@ -82,8 +158,12 @@ class _PictureReceiver:
     def __init__(self) -> None:
         self._last: np.ndarray | None = None
 
-    def unpack(self, wire: WireFrame) -> VideoFrame:
+    def unpack(self, wire: WireFrame, slots: FrameSlots | None = None) -> VideoFrame:
         index, speech, motion, image = wire
+        if isinstance(image, SlotRef):
+            if slots is None:
+                raise EngineWorkerError("the worker sent a frame slot, but this side has no slots")
+            image = slots.take(image)
         if image is None:
             if self._last is None:  # pragma: no cover - the sender never starts with None
                 raise EngineWorkerError("the worker referred to a picture it never sent")
@@ -94,7 +174,7 @@ class _PictureReceiver:
         return VideoFrame(index, image, speech=speech, motion=motion)
 
 
-def _serve(conn: multiprocessing.connection.Connection) -> None:
+def _serve(conn: multiprocessing.connection.Connection, slots: FrameSlots | None = None) -> None:
     """Worker loop: (op, stream id, *args) → (True, value) | (False, message); while a
     ``push_skipping`` runs it sends ("ask", index) and reads back the answer."""
     from models.engines.cpu import CpuEngineStream  # in the worker: the in-process stream
@@ -125,7 +205,7 @@ def _serve(conn: multiprocessing.connection.Connection) -> None:
             elif op == "push_skipping":
                 value = wire(sid, streams[sid].push_audio_skipping(args[0], ask))
             elif op == "push_deadlined":
-                value = _push_deadlined(conn, streams[sid], senders[sid], *args)
+                value = _push_deadlined(conn, streams[sid], senders[sid], *args, slots=slots)
             elif op == "flush":
                 value = wire(sid, streams[sid].flush())
             elif op == "rewind":
@@ -149,29 +229,36 @@ def _push_deadlined(
     pcm: np.ndarray,
     deadlines: TickDeadlines,
     policy: LatePolicy,
+    *,
+    slots: FrameSlots | None = None,
 ) -> LatePolicy:
     """Decide skips here, on this host's monotonic clock, and send each frame ("frame", frame)
-    the moment it is rendered; the reply that follows carries the policy's new state."""
+    the moment it is rendered (its picture through ``slots`` when there are any); the reply that
+    follows carries the policy's new state."""
 
     def skip(index: int) -> bool:
         return policy.decide(time.monotonic(), deadlines.of(index), index)
 
+    if slots is not None:
+        slots.begin()
     policy.begin()
     for frame in stream.frames_skipping(pcm, skip):
-        conn.send(("frame", sender.pack(frame)))
+        conn.send(("frame", sender.pack(frame, slots)))
     policy.end(time.monotonic())
     return policy
 
 
-def main(fd: int) -> None:
-    """Worker process entry: serve the connection on inherited socket ``fd`` until EOF."""
-    _serve(multiprocessing.connection.Connection(fd))
+def main(fd: int, slots_fd: int = -1) -> None:
+    """Worker process entry: serve the connection on inherited socket ``fd`` until EOF, handing
+    live pictures over through the memfd ``slots_fd`` (-1: none, pickle them)."""
+    slots = FrameSlots(slots_fd) if slots_fd >= 0 else None
+    _serve(multiprocessing.connection.Connection(fd), slots)
 
 
 _ROOT = str(Path(__file__).resolve().parents[2])
 _BOOT = (
     "import sys; sys.path.insert(0, sys.argv[2]); "
-    "from models.engines.stream_workers import main; main(int(sys.argv[1]))"
+    "from models.engines.stream_workers import main; main(int(sys.argv[1]), int(sys.argv[3]))"
 )
 
 
@@ -183,12 +270,26 @@ class _Worker:
     def __init__(self, index: int) -> None:
         self.index = index
         ours, theirs = socket.socketpair()
-        with theirs:
-            self.process = subprocess.Popen(
-                [sys.executable, "-c", _BOOT, str(theirs.fileno()), _ROOT],
-                pass_fds=[theirs.fileno()],
-                stdin=subprocess.DEVNULL,
-            )
+        slots_fd = FrameSlots.create()
+        try:
+            with theirs:
+                self.process = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-c",
+                        _BOOT,
+                        str(theirs.fileno()),
+                        _ROOT,
+                        str(-1 if slots_fd is None else slots_fd),
+                    ],
+                    pass_fds=[theirs.fileno()] + ([] if slots_fd is None else [slots_fd]),
+                    stdin=subprocess.DEVNULL,
+                )
+            # this side's mapping outlives the fd (closed here: the worker holds its own copy)
+            self.slots = FrameSlots(slots_fd) if slots_fd is not None else None
+        finally:
+            if slots_fd is not None:
+                os.close(slots_fd)
         self.conn = multiprocessing.connection.Connection(ours.detach())
         self.name = f"engine-worker-{index} (pid {self.process.pid})"
         self.lock = threading.Lock()
@@ -248,6 +349,8 @@ class _Worker:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(5)
+        if self.slots is not None:
+            self.slots.close()
 
 
 class StreamWorkerPool:
@@ -358,10 +461,10 @@ class RemoteCpuStream:
         """The skip decisions run in the worker (``StreamsLateFrames``); frames reach ``emit`` one
         by one as the worker finishes them, on the calling thread."""
         self._check_open()
-        pictures = self._pictures
+        pictures, slots = self._pictures, self._worker.slots
         updated: LatePolicy = self._worker.call(
             "push_deadlined", self._sid, validate_pcm(pcm), deadlines, policy,
-            emit=lambda wire: emit(pictures.unpack(wire)),
+            emit=lambda wire: emit(pictures.unpack(wire, slots)),
         )  # fmt: skip
         return updated
 

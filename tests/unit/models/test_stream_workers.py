@@ -117,6 +117,10 @@ def test_deadlined_pushes_decide_in_the_worker_and_stream_each_frame(engines, av
     assert [f.index for f in got] == sorted(f.index for f in got) and len(got) > rendered
     for f in got:
         assert np.array_equal(f.image, expected[f.index].image)
+    slots = remote._pool._workers[stream.worker_slot].slots
+    # through shared memory, up to FRAME_SLOTS per request (the first has 20 frames: the rest were
+    # pickled), and every picture the same as in-process either way (checked below)
+    assert slots is not None and 0 < slots.taken < len(got)
     # the 20 late frames in a row also thinned the stream (every stride-th frame after that)
     assert policy.stride > 1 and policy.thinned > 0
     assert got[rendered].index == rendered + policy.skipped - policy.thinned
