@@ -122,3 +122,14 @@ def test_no_thinning_without_indices_or_with_time_to_spare() -> None:
         assert not spare.decide(now, now + 0.1, n)
         now += 0.004
     assert spare.stride == 1 and spare.thinned == 0
+
+
+def test_a_rewound_stream_wants_its_next_frame_at_once() -> None:
+    policy = LatePolicy()
+    n = 0
+    while policy.stride == 1:
+        policy.decide(1.0 + n * TICK_S, 0.5, n)
+        n += 1
+    assert not policy.decide(100.0, 101.0, n)  # rendered: the stride counts from here
+    assert policy.decide(100.0, 101.0, n + 1)  # thinned
+    assert not policy.decide(100.0, 101.0, n - 3)  # barge-in rewound the timeline: no wait
