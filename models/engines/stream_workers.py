@@ -81,7 +81,7 @@ class FrameSlots:
     """Shared memory (a memfd both processes map) through which a worker hands over the pictures
     of a live request: the worker copies each into the next slot and sends only a ``SlotRef``;
     the caller copies it out as it arrives. Why: pickling a 0.8 MB picture through the socket
-    cost ~0.5 ms of CPU on each side per frame (measured, /tmp-free microbenchmark of 500 frames)
+    cost ~0.5 ms of CPU on each side per frame (measured: a 500-frame microbenchmark)
     — ~0.025 core per live session at 25 fps — against two plain copies here.
 
     Lifetime without acknowledgements: slots are numbered from 0 in every request, and the caller
