@@ -62,17 +62,13 @@ def _warm_up(engine: Engine) -> None:
     for model loading (MediaPipe graphs, renderer caches); an engine with worker processes also
     runs a little of the sample speech through each (``WarmsWorkers``), so the first live
     sessions do not pay for cold workers."""
-    import soundfile as sf
-
-    from models.samples import SAMPLE_FACE, SAMPLE_SPEECH
-    from models.types import ENGINE_SAMPLE_RATE, EngineParams
+    from models.samples import SAMPLE_FACE, sample_speech_pcm
+    from models.types import EngineParams
 
     try:
         avatar = prepare_avatar(engine, SAMPLE_FACE.read_bytes(), EngineParams())
         if isinstance(engine, WarmsWorkers):
-            pcm, rate = sf.read(SAMPLE_SPEECH, dtype="float32", always_2d=True)
-            if rate == ENGINE_SAMPLE_RATE:  # the bundled sample is (no resampler for a warm-up)
-                engine.warm_workers(avatar, pcm.mean(axis=1)[: int(WARM_UP_SPEECH_S * rate)])
+            engine.warm_workers(avatar, sample_speech_pcm(WARM_UP_SPEECH_S))
     except Exception:  # a warm-up failure is not fatal: the first init will report the real error
         log.warning("engine warm-up failed", exc_info=True)
 

@@ -32,12 +32,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import soundfile as sf
 
 from hls.ffmpeg_tools import ffmpeg_exe
 from models.engines.base import Engine, WorkerProcesses
-from models.samples import SAMPLE_FACE, SAMPLE_SPEECH
-from models.types import ENGINE_SAMPLE_RATE, FPS, SAMPLES_PER_FRAME, EngineParams
+from models.samples import SAMPLE_FACE, sample_speech_pcm
+from models.types import FPS, SAMPLES_PER_FRAME, EngineParams
 from server.compute.avatar import prepare_avatar
 
 log = logging.getLogger("facestream.capacity")
@@ -95,10 +94,7 @@ def measure_engine(engine: Engine, seconds: float = CALIBRATION_S) -> tuple[floa
     """CPU seconds per frame of ``engine`` on the sample face and speech, and the frames."""
     params = EngineParams()
     avatar = prepare_avatar(engine, Path(SAMPLE_FACE).read_bytes(), params)
-    pcm, rate = sf.read(SAMPLE_SPEECH, dtype="float32", always_2d=True)
-    if rate != ENGINE_SAMPLE_RATE:
-        raise RuntimeError(f"sample speech is {rate} Hz, expected {ENGINE_SAMPLE_RATE}")
-    pcm = pcm.mean(axis=1)[: int(seconds * ENGINE_SAMPLE_RATE)]
+    pcm = sample_speech_pcm(seconds)
     stream = engine.open_stream(avatar, params)  # (a worker answers once it is ready)
     workers = engine.worker_pids if isinstance(engine, WorkerProcesses) else []
     images: list[np.ndarray] = []
